@@ -1,0 +1,1 @@
+"""Metric definitions, aggregation and (later) recommendation analyzers (pure)."""

@@ -1,0 +1,73 @@
+"""Query-parameter parsing shared by the read endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tuneloop.analysis.metrics import parse_duration_ms
+from tuneloop.errors import InvalidInputError
+from tuneloop.store.queries import RunFilter
+
+
+def parse_time_ms(text: str | None, *, now_ms: int, name: str) -> int | None:
+    """A time given as epoch milliseconds, ISO 8601, or a span back from now (``24h``)."""
+    if text is None or text == "":
+        return None
+    cleaned = text.strip()
+    if cleaned.isdigit():
+        return int(cleaned)
+    if (cleaned[-1:].isalpha() and cleaned[:-1].isdigit()) or cleaned.endswith("ms"):
+        try:
+            return now_ms - parse_duration_ms(cleaned)
+        except InvalidInputError:
+            pass
+    try:
+        moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError(
+            f"invalid {name} {cleaned[:60]!r}: use epoch milliseconds, ISO 8601 "
+            "(2026-01-31T12:00:00Z) or a span back from now (30m, 24h, 7d)"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidInputError(f"{name} {cleaned[:60]!r} needs a time zone (e.g. Z or +00:00)")
+    return int(moment.timestamp() * 1000)
+
+
+def parse_attribute_filters(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """``attr=key=value`` pairs; the first '=' separates key from value."""
+    pairs = []
+    for value in values:
+        key, sep, wanted = value.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"invalid attribute filter {value[:80]!r}: use attr=KEY=VALUE")
+        pairs.append((key, wanted))
+    return tuple(pairs)
+
+
+def run_filter(
+    *,
+    now_ms: int,
+    agent: str | None = None,
+    version: str | None = None,
+    variant: str | None = None,
+    experiment: str | None = None,
+    outcome: str | None = None,
+    unit_id: str | None = None,
+    session_id: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    attr: list[str] | None = None,
+) -> RunFilter:
+    """A RunFilter from query parameters."""
+    return RunFilter(
+        agent=agent,
+        version=version,
+        variant=variant,
+        experiment=experiment,
+        outcome=outcome,
+        unit_id=unit_id,
+        session_id=session_id,
+        since_ms=parse_time_ms(since, now_ms=now_ms, name="since"),
+        until_ms=parse_time_ms(until, now_ms=now_ms, name="until"),
+        attributes=parse_attribute_filters(attr or []),
+    )

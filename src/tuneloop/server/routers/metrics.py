@@ -1,0 +1,107 @@
+"""Run metrics per agent, grouped by version, variant, experiment, tool or time."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Query, Request
+
+from tuneloop.analysis.metrics import GROUP_BY_FIELDS, GroupBy, parse_duration_ms
+from tuneloop.errors import InvalidInputError
+from tuneloop.server.auth import AdminPrincipal
+from tuneloop.server.params import run_filter
+
+router = APIRouter(prefix="/api/v1", tags=["metrics"])
+
+
+def _group_by(values: list[str]) -> tuple[GroupBy, ...]:
+    names: list[GroupBy] = []
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if not name:
+                continue
+            if name not in GROUP_BY_FIELDS:
+                raise InvalidInputError(
+                    f"cannot group by {name!r}; choose from {', '.join(GROUP_BY_FIELDS)}"
+                )
+            if name not in names:
+                names.append(cast(GroupBy, name))
+    return tuple(names)
+
+
+@router.get("/metrics")
+def get_metrics(
+    request: Request,
+    principal: AdminPrincipal,
+    agent: str | None = None,
+    group_by: Annotated[
+        list[str] | None, Query(description="version, variant, experiment, tool, time")
+    ] = None,
+    bucket: str = "1h",
+    version: str | None = None,
+    variant: str | None = None,
+    experiment: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    attr: Annotated[list[str] | None, Query()] = None,
+) -> dict[str, Any]:
+    """Runs, success / error / escalation rates, latency percentiles, tokens, cost, tools.
+
+    Without ``agent`` every agent is reported, grouped by agent. Grouping by ``tool``
+    reports tool-call figures per tool.
+    """
+    groups = _group_by(group_by or [])
+    if agent is None and "agent" not in groups:
+        groups = ("agent", *groups)
+    bucket_ms = parse_duration_ms(bucket)
+    where = run_filter(
+        now_ms=request.app.state.clock.now_ms(),
+        agent=agent,
+        version=version,
+        variant=variant,
+        experiment=experiment,
+        since=since,
+        until=until,
+        attr=attr,
+    )
+    queries = request.app.state.store.queries
+    rows: list[dict[str, Any]] = []
+    if "tool" in groups:
+        tool_results = queries.tool_aggregates(
+            principal.project_id, where, groups, bucket_ms=bucket_ms
+        )
+        for key, aggregate in sorted(tool_results.items(), key=lambda item: _sort_key(item[0])):
+            rows.append({"group": dict(zip(groups, key, strict=True)), **aggregate.summary()})
+    else:
+        run_results = queries.run_aggregates(
+            principal.project_id, where, groups, bucket_ms=bucket_ms
+        )
+        for key, aggregate in sorted(run_results.items(), key=lambda item: _sort_key(item[0])):
+            rows.append({"group": dict(zip(groups, key, strict=True)), **aggregate.summary()})
+    return {
+        "agent": agent,
+        "group_by": list(groups),
+        "bucket_ms": bucket_ms if "time" in groups else None,
+        "latency_relative_accuracy": 0.01,
+        "groups": rows,
+    }
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
+    return tuple(
+        (part is None, str(part) if not isinstance(part, int) else f"{part:020d}") for part in key
+    )
+
+
+@router.get("/usage")
+def get_usage(request: Request, principal: AdminPrincipal) -> dict[str, int]:
+    """Stored spans, runs and tool calls of the caller's project."""
+    usage: dict[str, int] = request.app.state.store.queries.usage(principal.project_id)
+    return usage
+
+
+@router.get("/agents")
+def list_agents(request: Request, principal: AdminPrincipal) -> dict[str, list[str]]:
+    """Agents with runs in the caller's project."""
+    return {"agents": request.app.state.store.queries.agents(principal.project_id)}

@@ -1,0 +1,113 @@
+"""Settings: explicit argument, then ``TUNELOOP_*`` environment variable, then default.
+
+Every setting tuneloop reads is declared here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tuneloop.errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+class ModelPrice(BaseModel):
+    """Price of one model in USD per 1,000 tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_1k: Annotated[float, Field(ge=0)]
+    output_per_1k: Annotated[float, Field(ge=0)]
+
+
+# List prices at the time of writing; teams override them with TUNELOOP_PRICES_FILE.
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gpt-4o": ModelPrice(input_per_1k=0.0025, output_per_1k=0.01),
+    "gpt-4o-mini": ModelPrice(input_per_1k=0.00015, output_per_1k=0.0006),
+    "gpt-4.1": ModelPrice(input_per_1k=0.002, output_per_1k=0.008),
+    "gpt-4.1-mini": ModelPrice(input_per_1k=0.0004, output_per_1k=0.0016),
+    "gpt-4.1-nano": ModelPrice(input_per_1k=0.0001, output_per_1k=0.0004),
+    "o3": ModelPrice(input_per_1k=0.002, output_per_1k=0.008),
+    "o4-mini": ModelPrice(input_per_1k=0.0011, output_per_1k=0.0044),
+    "claude-opus-4": ModelPrice(input_per_1k=0.015, output_per_1k=0.075),
+    "claude-sonnet-4": ModelPrice(input_per_1k=0.003, output_per_1k=0.015),
+    "claude-3-5-haiku": ModelPrice(input_per_1k=0.0008, output_per_1k=0.004),
+    "claude-haiku-4": ModelPrice(input_per_1k=0.001, output_per_1k=0.005),
+    "gemini-2.5-pro": ModelPrice(input_per_1k=0.00125, output_per_1k=0.01),
+    "gemini-2.5-flash": ModelPrice(input_per_1k=0.0003, output_per_1k=0.0025),
+}
+
+
+class Settings(BaseSettings):
+    """Server, storage and client settings (environment prefix ``TUNELOOP_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNELOOP_", extra="forbid")
+
+    home: Path = Path(".tuneloop")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 4318
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * MiB
+    max_attribute_chars: Annotated[int, Field(ge=64)] = 16_384
+    max_attributes_per_span: Annotated[int, Field(ge=16)] = 512
+    write_queue_max_requests: Annotated[int, Field(ge=1)] = 256
+    prices_file: Path | None = None
+    # Client side: where the CLI and SDK find the server.
+    url: str = "http://127.0.0.1:4318"
+    api_key: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                f"unsupported database URL {value.split(':', 1)[0]!r}: use sqlite:///PATH "
+                "or postgresql+psycopg://USER:PASSWORD@HOST/DB"
+            )
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'tuneloop.db'}"
+
+    def prices(self) -> dict[str, ModelPrice]:
+        """The price table: defaults, overridden model by model by ``prices_file``."""
+        table = dict(DEFAULT_PRICES)
+        if self.prices_file is None:
+            return table
+        try:
+            text = self.prices_file.read_text(encoding="utf-8")
+            raw = json.loads(text) if self.prices_file.suffix == ".json" else yaml.safe_load(text)
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read prices file {str(self.prices_file)!r}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"prices file {str(self.prices_file)!r} must map model names to "
+                "{input_per_1k, output_per_1k}"
+            )
+        for model, price in raw.items():
+            try:
+                table[str(model)] = ModelPrice.model_validate(price)
+            except ValidationError as exc:
+                raise ConfigError(
+                    f"invalid price for model {model!r} in {str(self.prices_file)!r}: {exc}"
+                ) from exc
+        return table
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from explicit overrides, then the environment, then defaults."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(f"invalid tuneloop settings: {exc}") from exc

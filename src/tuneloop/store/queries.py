@@ -1,0 +1,353 @@
+"""Read side: run search, trace trees, metrics aggregates and usage counts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from tuneloop.analysis.metrics import GroupBy, RunAggregate, ToolAggregate
+from tuneloop.errors import InvalidInputError, NotFoundError
+from tuneloop.store.ingest import decode_payload
+from tuneloop.store.schema import feedback, runs, spans, tool_calls
+from tuneloop.telemetry.model import STATUS_CODES, STATUS_NAMES
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs to read; every field narrows the selection."""
+
+    agent: str | None = None
+    version: str | None = None
+    variant: str | None = None
+    experiment: str | None = None
+    outcome: str | None = None
+    unit_id: str | None = None
+    session_id: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+def _conditions(project_id: str, where: RunFilter, table: sa.Table = runs) -> list[Any]:
+    conds: list[Any] = [table.c.project_id == project_id, table.c.has_root.is_(True)]
+    for column, value in (
+        ("agent", where.agent),
+        ("config_version", where.version),
+        ("variant", where.variant),
+        ("experiment", where.experiment),
+        ("outcome", where.outcome),
+        ("unit_id", where.unit_id),
+        ("session_id", where.session_id),
+    ):
+        if value is not None:
+            conds.append(table.c[column] == value)
+    if where.since_ms is not None:
+        conds.append(table.c.started_ms >= where.since_ms)
+    if where.until_ms is not None:
+        conds.append(table.c.started_ms < where.until_ms)
+    for key, value in where.attributes:
+        conds.append(table.c.attributes[key].as_string() == value)
+    return conds
+
+
+def _run_dict(row: Any) -> dict[str, Any]:
+    input_tokens = row.input_tokens if row.llm_calls else row.root_input_tokens
+    output_tokens = row.output_tokens if row.llm_calls else row.root_output_tokens
+    return {
+        "trace_id": row.trace_id,
+        "root_span_id": row.root_span_id,
+        "agent": row.agent,
+        "version": row.config_version,
+        "experiment": row.experiment,
+        "variant": row.variant,
+        "unit_id": row.unit_id,
+        "session_id": row.session_id,
+        "outcome": row.outcome,
+        "status": STATUS_NAMES.get(row.status or 0, "unset"),
+        "error_type": row.error_type,
+        "started_ms": row.started_ms,
+        "duration_ms": row.duration_ms,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_usd": row.cost_usd if row.llm_calls else row.root_cost_usd,
+        "llm_calls": row.llm_calls,
+        "tool_calls": row.tool_calls,
+        "tool_errors": row.tool_errors,
+        "span_count": row.span_count,
+    }
+
+
+def _encode_cursor(started_ms: int, trace_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{started_ms}:{trace_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        started, trace_id = raw.split(":", 1)
+        if len(trace_id) != 32:
+            raise ValueError(trace_id)
+        int(trace_id, 16)
+        return int(started), trace_id
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise InvalidInputError(
+            f"invalid cursor {cursor[:60]!r}: pass back 'next_cursor' unchanged"
+        ) from exc
+
+
+class Queries:
+    """Read-only queries for one database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def list_runs(
+        self, project_id: str, where: RunFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Runs newest first, and the cursor of the next page (None at the end)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        conds = _conditions(project_id, where)
+        if cursor:
+            started, trace_id = _decode_cursor(cursor)
+            conds.append(
+                sa.or_(
+                    runs.c.started_ms < started,
+                    sa.and_(runs.c.started_ms == started, runs.c.trace_id < trace_id),
+                )
+            )
+        query = (
+            sa.select(runs)
+            .where(*conds)
+            .order_by(runs.c.started_ms.desc(), runs.c.trace_id.desc())
+            .limit(limit + 1)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        page = [_run_dict(row) for row in rows[:limit]]
+        next_cursor = (
+            _encode_cursor(rows[limit - 1].started_ms, rows[limit - 1].trace_id)
+            if len(rows) > limit
+            else None
+        )
+        return page, next_cursor
+
+    def get_trace(self, project_id: str, trace_id: str) -> dict[str, Any]:
+        """A trace: its run facts, span tree and feedback."""
+        trace_id = trace_id.lower()
+        with self._engine.connect() as conn:
+            span_rows = conn.execute(
+                sa.select(spans)
+                .where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)
+                .order_by(spans.c.start_ns, spans.c.span_id)
+            ).all()
+            if not span_rows:
+                raise NotFoundError(f"no trace {trace_id!r} in this project")
+            run_row = conn.execute(
+                sa.select(runs).where(runs.c.project_id == project_id, runs.c.trace_id == trace_id)
+            ).first()
+            feedback_rows = conn.execute(
+                sa.select(feedback)
+                .where(feedback.c.project_id == project_id, feedback.c.trace_id == trace_id)
+                .order_by(feedback.c.created_ms, feedback.c.feedback_id)
+            ).all()
+        nodes: dict[str, dict[str, Any]] = {}
+        for row in span_rows:
+            nodes[row.span_id] = {
+                "span_id": row.span_id,
+                "parent_span_id": row.parent_span_id,
+                "name": row.name,
+                "kind": row.kind,
+                "start_ns": row.start_ns,
+                "end_ns": row.end_ns,
+                "duration_ms": (row.end_ns - row.start_ns) / 1e6,
+                "status": STATUS_NAMES.get(row.status, "unset"),
+                **decode_payload(row.payload),
+                "children": [],
+            }
+        roots = []
+        for node in nodes.values():
+            parent = nodes.get(node["parent_span_id"] or "")
+            (parent["children"] if parent is not None else roots).append(node)
+        return {
+            "trace_id": trace_id,
+            "run": _run_dict(run_row) if run_row is not None and run_row.has_root else None,
+            "span_count": len(nodes),
+            "spans": roots,
+            "feedback": [
+                {"name": f.name, "value": f.value, "comment": f.comment, "created_ms": f.created_ms}
+                for f in feedback_rows
+            ],
+        }
+
+    def run_aggregates(
+        self, project_id: str, where: RunFilter, group_by: tuple[GroupBy, ...], *, bucket_ms: int
+    ) -> dict[tuple[Any, ...], RunAggregate]:
+        """Run aggregates per group, from one scan grouped by group and latency bucket."""
+        keys = [_group_column(name, bucket_ms) for name in group_by]
+        success = sa.func.sum(sa.case((runs.c.outcome == "success", 1), else_=0))
+        failure = sa.func.sum(sa.case((runs.c.outcome == "failure", 1), else_=0))
+        escalated = sa.func.sum(sa.case((runs.c.outcome == "escalated", 1), else_=0))
+        errored = sa.func.sum(
+            sa.case(
+                (runs.c.status == STATUS_CODES["error"], 1),
+                (runs.c.error_type.is_not(None), 1),
+                else_=0,
+            )
+        )
+        has_llm = runs.c.llm_calls > 0
+        input_tokens = sa.func.sum(
+            sa.case((has_llm, runs.c.input_tokens), else_=runs.c.root_input_tokens)
+        )
+        output_tokens = sa.func.sum(
+            sa.case((has_llm, runs.c.output_tokens), else_=runs.c.root_output_tokens)
+        )
+        cost = sa.func.sum(sa.case((has_llm, runs.c.cost_usd), else_=runs.c.root_cost_usd))
+        query = (
+            sa.select(
+                *keys,
+                runs.c.latency_bucket,
+                sa.func.count(),
+                success,
+                failure,
+                escalated,
+                errored,
+                input_tokens,
+                output_tokens,
+                cost,
+                sa.func.sum(runs.c.tool_calls),
+                sa.func.sum(runs.c.tool_errors),
+                sa.func.sum(runs.c.tool_errors_retryable),
+            )
+            .where(*_conditions(project_id, where))
+            .group_by(*keys, runs.c.latency_bucket)
+        )
+        out: dict[tuple[Any, ...], RunAggregate] = {}
+        width = len(keys)
+        with self._engine.connect() as conn:
+            for row in conn.execute(query):
+                key = tuple(row[:width])
+                bucket, count, *sums = row[width:]
+                part = RunAggregate(
+                    runs=count,
+                    successes=int(sums[0] or 0),
+                    failures=int(sums[1] or 0),
+                    escalations=int(sums[2] or 0),
+                    errors=int(sums[3] or 0),
+                    input_tokens=int(sums[4] or 0),
+                    output_tokens=int(sums[5] or 0),
+                    cost_usd=float(sums[6] or 0.0),
+                    tool_calls=int(sums[7] or 0),
+                    tool_errors=int(sums[8] or 0),
+                    tool_errors_retryable=int(sums[9] or 0),
+                    latency=Counter({bucket: count}),
+                )
+                current = out.get(key)
+                out[key] = part if current is None else current + part
+        return out
+
+    def tool_aggregates(
+        self, project_id: str, where: RunFilter, group_by: tuple[GroupBy, ...], *, bucket_ms: int
+    ) -> dict[tuple[Any, ...], ToolAggregate]:
+        """Tool-call aggregates per group; run columns come from the run's fact row."""
+        keys = [
+            tool_calls.c.tool if name == "tool" else _group_column(name, bucket_ms)
+            for name in group_by
+        ]
+        errors = sa.func.sum(sa.case((tool_calls.c.status == "error", 1), else_=0))
+        retryable = sa.func.sum(
+            sa.case((sa.and_(tool_calls.c.status == "error", tool_calls.c.retryable), 1), else_=0)
+        )
+        query = (
+            sa.select(
+                *keys,
+                tool_calls.c.latency_bucket,
+                sa.func.count(),
+                errors,
+                retryable,
+                sa.func.sum(tool_calls.c.retries),
+                sa.func.count(sa.distinct(tool_calls.c.trace_id)),
+            )
+            .select_from(
+                tool_calls.join(
+                    runs,
+                    sa.and_(
+                        runs.c.project_id == tool_calls.c.project_id,
+                        runs.c.trace_id == tool_calls.c.trace_id,
+                    ),
+                )
+            )
+            .where(*_conditions(project_id, where))
+            .group_by(*keys, tool_calls.c.latency_bucket)
+        )
+        out: dict[tuple[Any, ...], ToolAggregate] = {}
+        width = len(keys)
+        with self._engine.connect() as conn:
+            for row in conn.execute(query):
+                key = tuple(row[:width])
+                bucket, count, errs, retry_errs, retries, run_count = row[width:]
+                part = ToolAggregate(
+                    calls=count,
+                    errors=int(errs or 0),
+                    errors_retryable=int(retry_errs or 0),
+                    retries=int(retries or 0),
+                    runs=int(run_count or 0),
+                    latency=Counter({bucket: count}),
+                )
+                current = out.get(key)
+                out[key] = part if current is None else current + part
+        return out
+
+    def usage(self, project_id: str) -> dict[str, int]:
+        """How much a project stores: spans, runs (with a root) and tool calls."""
+        with self._engine.connect() as conn:
+            return {
+                "spans": conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(spans)
+                    .where(spans.c.project_id == project_id)
+                ).scalar_one(),
+                "runs": conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(runs)
+                    .where(runs.c.project_id == project_id, runs.c.has_root.is_(True))
+                ).scalar_one(),
+                "tool_calls": conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(tool_calls)
+                    .where(tool_calls.c.project_id == project_id)
+                ).scalar_one(),
+            }
+
+    def agents(self, project_id: str) -> list[str]:
+        """Agents that have runs in a project."""
+        with self._engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(runs.c.agent)
+                    .where(runs.c.project_id == project_id, runs.c.has_root.is_(True))
+                    .group_by(runs.c.agent)
+                    .order_by(runs.c.agent)
+                ).scalars()
+            )
+
+
+def _group_column(name: GroupBy, bucket_ms: int) -> Any:
+    if name == "agent":
+        return runs.c.agent
+    if name == "version":
+        return runs.c.config_version
+    if name == "variant":
+        return runs.c.variant
+    if name == "experiment":
+        return runs.c.experiment
+    if name == "time":
+        return (runs.c.started_ms // bucket_ms) * bucket_ms
+    raise InvalidInputError(f"cannot group runs by {name!r} without tool calls")

@@ -1,0 +1,1 @@
+"""Span model, OTLP decoding and GenAI normalization (pure apart from protobuf)."""
