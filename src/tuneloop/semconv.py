@@ -24,6 +24,8 @@ GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
 GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 ERROR_TYPE: Final = "error.type"
@@ -86,6 +88,9 @@ TL_GUARDRAIL_NAME: Final = "tuneloop.guardrail.name"
 TL_GUARDRAIL_VERDICT: Final = "tuneloop.guardrail.verdict"
 TL_CACHE_HIT: Final = "tuneloop.cache.hit"
 TL_TRUNCATED_MARKER: Final = "…[truncated by tuneloop]"
+
+# Values of tuneloop.span.kind (set where gen_ai.operation.name has no value for it)
+SPAN_KIND_GUARDRAIL: Final = "guardrail"
 
 # Values of tuneloop.tool.status
 TOOL_STATUS_SUCCESS: Final = "success"

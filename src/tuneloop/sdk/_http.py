@@ -179,9 +179,12 @@ class Sender:
             except httpx.UnsupportedProtocol as exc:
                 kind, retryable = "url", False
                 message = f"cannot send {what} to {url}: {exc}; check TUNELOOP_URL"
-            except httpx.TransportError as exc:
+            except httpx.ConnectError as exc:
                 kind, retryable = "connect", True
                 message = f"cannot reach the tuneloop server at {url} to send {what}: {exc!r}"
+            except httpx.TransportError as exc:
+                kind, retryable = "transport", True
+                message = f"connection to {url} failed while sending {what}: {exc!r}"
             else:
                 if response.is_success:
                     return Delivery(response, attempt)

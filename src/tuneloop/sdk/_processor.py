@@ -9,6 +9,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 from opentelemetry.context import Context
@@ -20,6 +21,8 @@ from tuneloop.sdk._http import Sender
 from tuneloop.sdk._stats import Recorder, shielded
 
 TRACES_PATH = "/v1/traces"
+# After the deadline, how long close() still waits for the export thread to notice.
+_JOIN_GRACE_S = 0.2
 _OTLP_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
 
 
@@ -49,7 +52,7 @@ class OtlpExporter:
         except DecodeError:
             # Not an OTLP answer (a proxy's page, say): a 2xx still means accepted.
             return len(spans)
-        rejected = min(len(spans), max(0, answer.partial_success.rejected_spans))
+        rejected = min(len(spans), max(0, int(answer.partial_success.rejected_spans)))
         if rejected:
             reason = answer.partial_success.error_message or "no reason given"
             self._recorder.error(
@@ -62,6 +65,14 @@ class OtlpExporter:
     def cancel(self) -> None:
         """Give up retrying: the export under way fails at its next wait."""
         self._sender.cancel()
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """A flush under way: it waits for spans numbered below ``target``."""
+
+    target: int
+    lost: bool = False
 
 
 class BatchProcessor(SpanProcessor):
@@ -99,21 +110,31 @@ class BatchProcessor(SpanProcessor):
 
             os.register_at_fork(after_in_child=after_fork_in_child)
 
-    def _init_state(self) -> None:
+    def _init_state(self, *, start: bool = True) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[ReadableSpan] = deque()
         self._enqueued = 0  # spans ever accepted into the buffer
         self._taken = 0  # spans ever removed from it: to export, or dropped
         self._in_flight = 0  # spans being exported right now
+        self._batch_start = 0  # number of the first span in flight
+        # Spans are numbered in the order they were queued; every span numbered below
+        # _settled is exported, failed or dropped. Flush waits on it.
+        self._settled = 0
         self._flush_target = 0  # the worker drains until _taken reaches this
+        self._waiters: list[_Waiter] = []  # flushes under way
         self._closed = False  # no more spans accepted
         self._stopping = False  # the worker exits
+        self._abandoned = False  # close() counted the batch in flight as failed
         self._thread = threading.Thread(target=self._work, name="tuneloop-export", daemon=True)
-        self._thread.start()
+        if start:
+            self._thread.start()
 
     def _after_fork(self) -> None:
-        # The export thread does not survive fork(); the child starts afresh.
-        self._init_state()
+        # The export thread does not survive fork(); the child starts afresh, unless
+        # the client was already shut down.
+        closed = self._closed
+        self._init_state(start=not closed)
+        self._closed = self._stopping = closed
 
     @property
     def recorder(self) -> Recorder:
@@ -136,7 +157,10 @@ class BatchProcessor(SpanProcessor):
             else:
                 if len(self._queue) >= self._max_queue:
                     self._queue.popleft()
+                    self._lose(self._taken)
                     self._taken += 1
+                    if not self._in_flight:
+                        self._settled = self._taken
                     dropped = True
                 self._queue.append(span)
                 self._enqueued += 1
@@ -160,23 +184,35 @@ class BatchProcessor(SpanProcessor):
 
     @shielded(default=False)
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export every span ended before the call; False on timeout, drop or failure."""
+        """Export the spans still buffered or in flight at the call.
+
+        Returns:
+            True once they are all delivered; False at the timeout, after shutdown, or
+            if any of them was dropped or given up on.
+        """
         deadline = time.monotonic() + timeout_millis / 1000
-        before = self._recorder.snapshot()
         with self._cond:
-            target = self._enqueued
-            self._flush_target = max(self._flush_target, target)
-            self._cond.notify_all()
-            while self._taken < target or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._thread.is_alive():
-                    return False
-                self._cond.wait(remaining)
-        after = self._recorder.snapshot()
-        return (after.spans_failed, after.spans_dropped) == (
-            before.spans_failed,
-            before.spans_dropped,
-        )
+            if self._stopping:
+                return False
+            waiter = _Waiter(self._enqueued)
+            self._waiters.append(waiter)
+            try:
+                self._flush_target = max(self._flush_target, waiter.target)
+                self._cond.notify_all()
+                while self._settled < waiter.target:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._thread.is_alive():
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                self._waiters.remove(waiter)
+        return not waiter.lost
+
+    def _lose(self, first: int) -> None:
+        """Tell flushes waiting on spans numbered ``first`` and after that some were lost."""
+        for waiter in self._waiters:
+            if first < waiter.target:
+                waiter.lost = True
 
     @shielded(default=None)
     def close(self, timeout_s: float) -> None:
@@ -194,11 +230,22 @@ class BatchProcessor(SpanProcessor):
             self._stopping = True
             leftover = len(self._queue)
             self._queue.clear()
+            if leftover:
+                self._lose(self._taken)
             self._taken += leftover
+            if not self._in_flight:
+                self._settled = self._taken
             self._cond.notify_all()
         # Waits between retries end now; an attempt under way runs to its own timeout.
         self._exporter.cancel()
-        self._thread.join(max(0.0, timeout_s - (time.monotonic() - started)))
+        self._thread.join(max(_JOIN_GRACE_S, timeout_s - (time.monotonic() - started)))
+        with self._cond:
+            if self._in_flight:  # an HTTP attempt outlived the deadline: give up on it
+                leftover += self._in_flight
+                self._lose(self._batch_start)
+                self._in_flight = 0
+                self._abandoned = True
+                self._settled = self._taken
         if leftover:
             self._recorder.count(failed=leftover)
             self._recorder.error(
@@ -227,13 +274,19 @@ class BatchProcessor(SpanProcessor):
                 batch = [
                     self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))
                 ]
+                self._batch_start = self._taken
                 self._taken += len(batch)
                 self._in_flight = len(batch)
                 if len(self._queue) < self._max_batch and self._flush_target <= self._taken:
                     next_tick = time.monotonic() + self._interval
             accepted = self._exporter.export(batch) if batch else 0
-            if batch:
-                self._recorder.count(exported=accepted, failed=len(batch) - accepted)
             with self._cond:
+                counted = self._abandoned
+                if accepted < len(batch):
+                    self._lose(self._batch_start)
                 self._in_flight = 0
+                # One worker, batches in order: everything taken so far is now settled.
+                self._settled = self._taken
                 self._cond.notify_all()
+            if batch and not counted:
+                self._recorder.count(exported=accepted, failed=len(batch) - accepted)

@@ -33,6 +33,13 @@ def parse_time_ms(text: str | None, *, now_ms: int, name: str) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+def _without_nul(name: str, value: str | None) -> str | None:
+    # Stored text never holds NUL (ingest replaces it), and PostgreSQL refuses it in a query.
+    if value is not None and "\x00" in value:
+        raise InvalidInputError(f"{name} must not contain NUL characters")
+    return value
+
+
 def parse_attribute_filters(values: list[str]) -> tuple[tuple[str, str], ...]:
     """``attr=key=value`` pairs; the first '=' separates key from value."""
     pairs = []
@@ -40,6 +47,7 @@ def parse_attribute_filters(values: list[str]) -> tuple[tuple[str, str], ...]:
         key, sep, wanted = value.partition("=")
         if not sep or not key:
             raise InvalidInputError(f"invalid attribute filter {value[:80]!r}: use attr=KEY=VALUE")
+        _without_nul("attr", value)
         pairs.append((key, wanted))
     return tuple(pairs)
 
@@ -60,13 +68,13 @@ def run_filter(
 ) -> RunFilter:
     """A RunFilter from query parameters."""
     return RunFilter(
-        agent=agent,
-        version=version,
-        variant=variant,
-        experiment=experiment,
-        outcome=outcome,
-        unit_id=unit_id,
-        session_id=session_id,
+        agent=_without_nul("agent", agent),
+        version=_without_nul("version", version),
+        variant=_without_nul("variant", variant),
+        experiment=_without_nul("experiment", experiment),
+        outcome=_without_nul("outcome", outcome),
+        unit_id=_without_nul("unit_id", unit_id),
+        session_id=_without_nul("session_id", session_id),
         since_ms=parse_time_ms(since, now_ms=now_ms, name="since"),
         until_ms=parse_time_ms(until, now_ms=now_ms, name="until"),
         attributes=parse_attribute_filters(attr or []),

@@ -35,7 +35,9 @@ class RunFilter:
     attributes: tuple[tuple[str, str], ...] = ()
 
 
-def _conditions(project_id: str, where: RunFilter, table: sa.Table = runs) -> list[Any]:
+def _conditions(
+    project_id: str, where: RunFilter, table: sa.Table = runs, *, dialect: str
+) -> list[Any]:
     conds: list[Any] = [table.c.project_id == project_id, table.c.has_root.is_(True)]
     for column, value in (
         ("agent", where.agent),
@@ -53,8 +55,22 @@ def _conditions(project_id: str, where: RunFilter, table: sa.Table = runs) -> li
     if where.until_ms is not None:
         conds.append(table.c.started_ms < where.until_ms)
     for key, value in where.attributes:
-        conds.append(table.c.attributes[key].as_string() == value)
+        conds.append(_attribute_equals(table, key, value, dialect))
     return conds
+
+
+def _attribute_equals(table: sa.Table, key: str, value: str, dialect: str) -> Any:
+    if dialect != "sqlite":
+        return table.c.attributes[key].as_string() == value
+    # A SQLite JSON path cannot spell every key (one holding '"'), and json_extract reads
+    # true as 1: match decoded keys instead, with booleans spelled as PostgreSQL's ->> does.
+    each = sa.func.json_each(table.c.attributes).table_valued("key", "value", "type")
+    text = sa.case(
+        (each.c.type == "true", "true"),
+        (each.c.type == "false", "false"),
+        else_=sa.cast(each.c.value, sa.String),
+    )
+    return sa.exists().where(each.c.key == key, text == value)
 
 
 def _run_dict(row: Any) -> dict[str, Any]:
@@ -114,7 +130,7 @@ class Queries:
         """Runs newest first, and the cursor of the next page (None at the end)."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
-        conds = _conditions(project_id, where)
+        conds = _conditions(project_id, where, dialect=self._engine.dialect.name)
         if cursor:
             started, trace_id = _decode_cursor(cursor)
             conds.append(
@@ -226,7 +242,7 @@ class Queries:
                 sa.func.sum(runs.c.tool_errors),
                 sa.func.sum(runs.c.tool_errors_retryable),
             )
-            .where(*_conditions(project_id, where))
+            .where(*_conditions(project_id, where, dialect=self._engine.dialect.name))
             .group_by(*keys, runs.c.latency_bucket)
         )
         out: dict[tuple[Any, ...], RunAggregate] = {}
@@ -284,7 +300,7 @@ class Queries:
                     ),
                 )
             )
-            .where(*_conditions(project_id, where))
+            .where(*_conditions(project_id, where, dialect=self._engine.dialect.name))
             .group_by(*keys, tool_calls.c.latency_bucket)
         )
         out: dict[tuple[Any, ...], ToolAggregate] = {}

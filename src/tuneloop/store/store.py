@@ -14,7 +14,7 @@ from tuneloop.store.schema import feedback
 
 
 def _json(value: object) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps(value).decode()
 
 
 class Store:

@@ -7,6 +7,7 @@ stored span, so it favours local lookups over abstraction.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,10 @@ _RETRYABLE_WORDS = re.compile(
     re.IGNORECASE,
 )
 _HTTP_CODE = re.compile(r"\b([1-5]\d\d)\b")
+# Stored as signed 64-bit integers; OTLP times are unsigned.
+_MAX_TIME_NS = 2**63 - 1
+# A count above this (tokens of one call, retries) is garbage, and would overflow a column.
+_MAX_COUNT = 2**31 - 1
 
 
 def is_retryable(error_type: str | None) -> bool:
@@ -146,7 +151,7 @@ class Normalizer:
     def _value(self, value: AnyValue, depth: int = 0) -> AttributeValue:
         which = value.WhichOneof("value")
         if which == "string_value":
-            text = value.string_value
+            text = _text(value.string_value)
             if len(text) > self._max_chars:
                 return text[: self._max_chars] + sc.TL_TRUNCATED_MARKER
             return text
@@ -172,14 +177,34 @@ class Normalizer:
 
     def _attributes(self, pairs: Any, depth: int = 0) -> tuple[dict[str, AttributeValue], int]:
         out: dict[str, AttributeValue] = {}
-        limit = self._max_attrs
+        dropped = len(pairs) - self._max_attrs
+        if dropped > 0:
+            pairs = pairs[: self._max_attrs]
+        max_chars = self._max_chars
         kv: KeyValue
         for kv in pairs:
-            if len(out) >= limit:
-                return out, len(pairs) - limit
-            key = kv.key if len(kv.key) <= 256 else kv.key[:256] + sc.TL_TRUNCATED_MARKER
-            out[key] = self._value(kv.value, depth)
-        return out, 0
+            key = kv.key
+            if "\x00" in key:
+                key = _text(key)
+            if len(key) > 256:
+                key = key[:256] + sc.TL_TRUNCATED_MARKER
+            value = kv.value
+            which = value.WhichOneof("value")
+            # Scalars inline: this loop runs for every attribute of every span.
+            if which == "string_value":
+                text = value.string_value
+                if "\x00" in text:
+                    text = _text(text)
+                out[key] = text if len(text) <= max_chars else text[:max_chars] + sc.TL_TRUNCATED_MARKER
+            elif which == "int_value":
+                out[key] = value.int_value
+            elif which == "bool_value":
+                out[key] = value.bool_value
+            elif which == "double_value":
+                out[key] = value.double_value
+            else:
+                out[key] = self._value(value, depth)
+        return out, max(dropped, 0)
 
     # -- one span -----------------------------------------------------------------
 
@@ -188,10 +213,10 @@ class Normalizer:
         dropped += span.dropped_attributes_count
         kind = _kind(attrs)
         status = _STATUS.get(span.status.code, "unset")
-        status_message = span.status.message[:2048]
+        status_message = _text(span.status.message[:2048])
         events = [
             {
-                "name": event.name[:256],
+                "name": _text(event.name[:256]),
                 "time_ns": event.time_unix_nano,
                 "attributes": self._attributes(event.attributes)[0],
             }
@@ -228,7 +253,7 @@ class Normalizer:
             trace_id=trace_id,
             span_id=span.span_id.hex(),
             parent_span_id=parent,
-            name=span.name[:512],
+            name=_text(span.name[:512]),
             kind=kind,
             start_ns=start_ns,
             end_ns=end_ns,
@@ -275,9 +300,18 @@ def _invalid(span: Span) -> str | None:
         return f"span {span.name[:64]!r} has no valid span id (8 non-zero bytes required)"
     if span.parent_span_id and len(span.parent_span_id) != 8:
         return f"span {span.name[:64]!r} has a parent span id that is not 8 bytes"
+    if span.parent_span_id == span.span_id:
+        return f"span {span.name[:64]!r} is its own parent"
     if span.start_time_unix_nano == 0:
         return f"span {span.name[:64]!r} has no start time"
+    if max(span.start_time_unix_nano, span.end_time_unix_nano) > _MAX_TIME_NS:
+        return f"span {span.name[:64]!r} has a time past the year 2262"
     return None
+
+
+def _text(value: str) -> str:
+    # PostgreSQL text and json cannot hold NUL; store what both engines read back alike.
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def _kind(attrs: dict[str, AttributeValue]) -> SpanKind:
@@ -296,6 +330,9 @@ def _kind(attrs: dict[str, AttributeValue]) -> SpanKind:
             return kind
     if sc.TL_GUARDRAIL_NAME in attrs:
         return "guardrail"
+    # Before gen_ai.operation.name existed, GenAI semconv put gen_ai.system on model calls only.
+    if sc.GEN_AI_SYSTEM in attrs:
+        return "llm"
     return "other"
 
 
@@ -307,23 +344,29 @@ def _first_str(attrs: dict[str, AttributeValue], *keys: str) -> str | None:
     return None
 
 
+def _cut(value: str | None, length: int) -> str | None:
+    return value if value is None or len(value) <= length else value[:length]
+
+
 def _number(value: AttributeValue) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             return None
-    return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _first_int(attrs: dict[str, AttributeValue], *keys: str) -> int:
     for key in keys:
         number = _number(attrs.get(key))
-        if number is not None and number >= 0:
+        if number is not None and 0 <= number <= _MAX_COUNT:
             return int(number)
     return 0
 
@@ -406,11 +449,14 @@ def _root_facts(
     run_attributes = {**resource, **attrs}
     return RootFacts(
         agent=agent[:256],
-        config_version=_first_str(attrs, sc.TL_CONFIG_VERSION, sc.FEATURE_FLAG_VERSION),
-        experiment=_first_str(attrs, sc.FEATURE_FLAG_KEY),
-        variant=_first_str(attrs, sc.FEATURE_FLAG_RESULT_VARIANT),
-        unit_id=_first_str(attrs, sc.TL_UNIT_ID, sc.OI_USER_ID),
-        session_id=_first_str(attrs, sc.TL_SESSION_ID, sc.GEN_AI_CONVERSATION_ID, sc.OI_SESSION_ID),
+        # Cut to their column widths: PostgreSQL refuses a longer value (and the whole batch).
+        config_version=_cut(_first_str(attrs, sc.TL_CONFIG_VERSION, sc.FEATURE_FLAG_VERSION), 128),
+        experiment=_cut(_first_str(attrs, sc.FEATURE_FLAG_KEY), 256),
+        variant=_cut(_first_str(attrs, sc.FEATURE_FLAG_RESULT_VARIANT), 256),
+        unit_id=_cut(_first_str(attrs, sc.TL_UNIT_ID, sc.OI_USER_ID), 256),
+        session_id=_cut(
+            _first_str(attrs, sc.TL_SESSION_ID, sc.GEN_AI_CONVERSATION_ID, sc.OI_SESSION_ID), 256
+        ),
         outcome=outcome,
         status=status,
         error_type=error_type,

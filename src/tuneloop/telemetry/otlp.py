@@ -73,6 +73,8 @@ def decode_request(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedPayloadError(f"body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise MalformedPayloadError("body is not valid OTLP JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise MalformedPayloadError("OTLP JSON body must be an object with a 'resourceSpans' array")
     try:
@@ -80,6 +82,8 @@ def decode_request(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (json_format.ParseError, _BadId, TypeError, AttributeError) as exc:
         raise MalformedPayloadError(f"invalid OTLP JSON: {exc}") from exc
+    except RecursionError:
+        raise MalformedPayloadError("invalid OTLP JSON: nested too deeply") from None
     return request
 
 

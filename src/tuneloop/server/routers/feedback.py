@@ -23,6 +23,14 @@ class FeedbackIn(BaseModel):
     value: float
     comment: Annotated[str | None, Field(max_length=4096)] = None
 
+    @field_validator("name", "comment")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # PostgreSQL text cannot hold NUL.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
     @field_validator("value")
     @classmethod
     def _finite(cls, value: float) -> float:

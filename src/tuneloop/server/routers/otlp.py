@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from google.rpc.status_pb2 import Status
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +17,7 @@ from tuneloop.errors import (
     StoreBusyError,
     TuneloopError,
 )
-from tuneloop.server.auth import IngestPrincipal
+from tuneloop.server.auth import require
 from tuneloop.server.http_errors import status_of
 from tuneloop.store.ingest import WriteResult
 from tuneloop.telemetry.normalize import NormalizedBatch, Normalizer
@@ -33,11 +34,14 @@ router = APIRouter(tags=["ingest"])
 _MEDIA = {"protobuf": "application/x-protobuf", "json": "application/json"}
 # google.rpc.Code values used in OTLP error bodies.
 _RPC_CODE = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 503: 14}
+_authorize = require("ingest")
 
 
 def _error(encoding: Encoding, status: int, message: str, *, retry_after: bool = False) -> Response:
     code = _RPC_CODE.get(status, 13)
-    headers = {"Retry-After": "1"} if retry_after else None
+    headers = {"Retry-After": "1"} if retry_after else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if encoding == "protobuf":
         body = Status(code=code, message=message).SerializeToString()
     else:
@@ -77,7 +81,11 @@ def _decode(
 
 
 @router.post("/v1/traces", response_class=Response)
-async def export_traces(request: Request, principal: IngestPrincipal) -> Response:
+async def export_traces(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Response:
     """Store an OTLP trace export; acknowledged only once its spans are committed."""
     encoding = encoding_of(request.headers.get("content-type"))
     if encoding is None:
@@ -90,6 +98,9 @@ async def export_traces(request: Request, principal: IngestPrincipal) -> Respons
     app = request.app
     limit: int = app.state.settings.max_body_bytes
     try:
+        # Checked here rather than as a dependency so that a refused key, too, gets the
+        # OTLP error body (a google.rpc.Status in the request's encoding).
+        principal = await run_in_threadpool(_authorize, request, authorization, x_api_key)
         body = await _read_body(request, limit)
         batch = await run_in_threadpool(
             _decode,

@@ -1,0 +1,130 @@
+"""Rich tables for metrics and traces."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+from rich.tree import Tree
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
+
+
+def _num(value: float | None, fmt: str = "{:.0f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def _usd(value: float | None) -> str:
+    return "–" if value is None else f"${value:.4f}"
+
+
+def _group_label(group: dict[str, Any], bucket_ms: int | None) -> list[str]:
+    labels = []
+    for name, value in group.items():
+        if name == "time" and value is not None:
+            labels.append(datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%d %H:%M"))
+        else:
+            labels.append("(none)" if value is None else str(value))
+    return labels
+
+
+def metrics_table(document: dict[str, Any]) -> Table:
+    """The metrics document as a table, one row per group."""
+    groups = document["group_by"]
+    title = f"Metrics for {document['agent']}" if document.get("agent") else "Metrics"
+    table = Table(title=title, title_justify="left")
+    for name in groups:
+        table.add_column(name)
+    if "tool" in groups:
+        for header in ("calls", "error rate", "retryable", "non-retryable", "mean retries", "p50", "p95", "p99"):
+            table.add_column(header, justify="right")
+        for row in document["groups"]:
+            lat = row["latency_ms"]
+            table.add_row(
+                *_group_label(row["group"], document.get("bucket_ms")),
+                str(row["tool_calls"]),
+                _pct(row["tool_error_rate"]),
+                str(row["tool_errors_retryable"]),
+                str(row["tool_errors_non_retryable"]),
+                _num(row["mean_retries"], "{:.2f}"),
+                _ms(lat["p50"]),
+                _ms(lat["p95"]),
+                _ms(lat["p99"]),
+            )
+        return table
+    for header in (
+        "runs", "success", "errors", "escalated", "p50", "p90", "p95", "p99",
+        "tokens/run", "cost/run", "total cost", "tool calls", "tool errors", "retryable",
+    ):  # fmt: skip
+        table.add_column(header, justify="right")
+    for row in document["groups"]:
+        lat = row["latency_ms"]
+        table.add_row(
+            *_group_label(row["group"], document.get("bucket_ms")),
+            str(row["runs"]),
+            _pct(row["task_success_rate"]),
+            _pct(row["error_rate"]),
+            _pct(row["escalation_rate"]),
+            _ms(lat["p50"]),
+            _ms(lat["p90"]),
+            _ms(lat["p95"]),
+            _ms(lat["p99"]),
+            _num(row["mean_tokens"]),
+            _usd(row["mean_cost_usd"]),
+            _usd(row["total_cost_usd"]),
+            str(row["tool_calls"]),
+            _pct(row["tool_error_rate"]),
+            f"{row['tool_errors_retryable']}/{row['tool_errors_retryable'] + row['tool_errors_non_retryable']}",
+        )
+    return table
+
+
+def traces_table(items: list[dict[str, Any]]) -> Table:
+    """Runs as a table, newest first."""
+    table = Table(title="Runs", title_justify="left")
+    for header in ("trace id", "started", "agent", "version", "variant", "outcome", "duration", "tokens", "cost", "tools"):
+        table.add_column(header)
+    for run in items:
+        started = datetime.fromtimestamp(run["started_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        outcome = run["outcome"] or "–"
+        style = {"success": "green", "failure": "red", "escalated": "yellow"}.get(outcome, "")
+        table.add_row(
+            run["trace_id"],
+            started,
+            run["agent"] or "–",
+            run["version"] or "–",
+            run["variant"] or "–",
+            f"[{style}]{outcome}[/]" if style else outcome,
+            _ms(run["duration_ms"]),
+            str(run["input_tokens"] + run["output_tokens"]),
+            _usd(run["cost_usd"]),
+            f"{run['tool_calls'] - run['tool_errors']}/{run['tool_calls']}",
+        )
+    return table
+
+
+def trace_tree(document: dict[str, Any]) -> Tree:
+    """A trace's spans as a tree with durations, status and key attributes."""
+    tree = Tree(f"trace {document['trace_id']} ({document['span_count']} spans)")
+
+    def add(parent: Tree, span: dict[str, Any]) -> None:
+        mark = "[red]✗[/]" if span["status"] == "error" else "[green]✓[/]"
+        node = parent.add(f"{mark} {span['name']} [dim]{span['kind']} · {_ms(span['duration_ms'])}[/]")
+        for key, value in list(span["attributes"].items())[:12]:
+            text = str(value)
+            node.add(f"[dim]{key}[/] = {text[:117] + '…' if len(text) > 120 else text}")
+        for child in span["children"]:
+            add(node, child)
+
+    for span in document["spans"]:
+        add(tree, span)
+    return tree
