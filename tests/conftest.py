@@ -144,7 +144,7 @@ def live_server(store: object) -> Iterator[LiveServer]:
     store.keys.ensure_project("acme", now_ms=now)  # type: ignore[attr-defined]
     ingest = store.keys.create_key("acme", "ingest", now_ms=now)  # type: ignore[attr-defined]
     admin = store.keys.create_key("acme", "admin", now_ms=now)  # type: ignore[attr-defined]
-    settings = load_settings(max_body_bytes=1024 * 1024)
+    settings = load_settings(max_body_bytes=1024 * 1024, ingest_workers=0)
     app = create_app(settings, store=store)  # type: ignore[arg-type]
     server, thread, url = start_server(app)
     try:

@@ -6,6 +6,7 @@ Every setting tuneloop reads is declared here and nowhere else.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     max_attribute_chars: Annotated[int, Field(ge=64)] = 16_384
     max_attributes_per_span: Annotated[int, Field(ge=16)] = 512
     write_queue_max_requests: Annotated[int, Field(ge=1)] = 256
+    # Processes that decode and normalize OTLP requests; -1: one per CPU, 0: none
+    # (decode on a thread of the server process).
+    ingest_workers: Annotated[int, Field(ge=-1, le=64)] = -1
     prices_file: Path | None = None
     # Client side: where the CLI and SDK find the server.
     url: str = "http://127.0.0.1:4318"
@@ -78,6 +82,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'tuneloop.db'}"
+
+    def resolved_ingest_workers(self) -> int:
+        """The number of ingest worker processes to start."""
+        if self.ingest_workers >= 0:
+            return self.ingest_workers
+        return max(1, min(os.cpu_count() or 1, 8))
 
     def prices(self) -> dict[str, ModelPrice]:
         """The price table: defaults, overridden model by model by ``prices_file``."""

@@ -15,8 +15,8 @@ RELATIVE_ACCURACY = 0.01
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _LOG_GAMMA = math.log(GAMMA)
 MIN_MS = 1e-3
-# Durations at or below MIN_MS share one bucket.
-ZERO_BUCKET = math.ceil(math.log(MIN_MS) / _LOG_GAMMA)
+# Durations at or below MIN_MS share one bucket, just below every real one.
+ZERO_BUCKET = math.ceil(math.log(MIN_MS) / _LOG_GAMMA) - 1
 
 
 def bucket_of(duration_ms: float) -> int:

@@ -6,7 +6,13 @@ from typing import Any
 
 import httpx
 
-from tuneloop.errors import AuthError, InvalidInputError, NotFoundError, PermissionDeniedError, StoreError
+from tuneloop.errors import (
+    AuthError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    StoreError,
+)
 from tuneloop.settings import Settings
 
 
@@ -28,7 +34,9 @@ class Api:
         try:
             response = self._client.get(path, params=params)
         except httpx.HTTPError as exc:
-            raise StoreError(f"cannot reach the tuneloop server at {self._client.base_url}: {exc}") from exc
+            raise StoreError(
+                f"cannot reach the tuneloop server at {self._client.base_url}: {exc}"
+            ) from exc
         if response.status_code >= 400:
             try:
                 message = response.json()["error"]["message"]
@@ -38,7 +46,10 @@ class Api:
                 401: AuthError,
                 403: PermissionDeniedError,
                 404: NotFoundError,
-            }.get(response.status_code, InvalidInputError if response.status_code < 500 else StoreError)
+            }.get(
+                response.status_code,
+                InvalidInputError if response.status_code < 500 else StoreError,
+            )
             raise error(f"server answered {response.status_code}: {message}")
         return response.json()
 

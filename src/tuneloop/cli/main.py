@@ -19,7 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Create, list and revoke API keys (run on the server host).", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys (run on the server host).", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 
 console = Console()
@@ -30,7 +32,9 @@ DatabaseUrl = Annotated[
     str | None, typer.Option("--database-url", help="Database URL [env: TUNELOOP_DATABASE_URL]")
 ]
 Url = Annotated[str | None, typer.Option("--url", help="Server URL [env: TUNELOOP_URL]")]
-ApiKey = Annotated[str | None, typer.Option("--api-key", help="Admin API key [env: TUNELOOP_API_KEY]")]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", help="Admin API key [env: TUNELOOP_API_KEY]")
+]
 
 
 def friendly(command: F) -> F:
@@ -137,7 +141,14 @@ def keys_list(
     table = Table("key id", "project", "scope", "name", "created", "revoked")
     for key in keys:
         created = datetime.fromtimestamp(key.created_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-        table.add_row(key.key_id, key.project_id, key.scope, key.name, created, "yes" if key.revoked_ms else "")
+        table.add_row(
+            key.key_id,
+            key.project_id,
+            key.scope,
+            key.name,
+            created,
+            "yes" if key.revoked_ms else "",
+        )
     console.print(table)
 
 
@@ -169,9 +180,13 @@ def traces(
     variant: Annotated[str | None, typer.Option(help="Only this variant")] = None,
     outcome: Annotated[str | None, typer.Option(help="success, failure, escalated, …")] = None,
     since: Annotated[str | None, typer.Option(help="e.g. 24h, or ISO 8601")] = None,
-    attr: Annotated[list[str] | None, typer.Option(help="KEY=VALUE on the run's attributes")] = None,
+    attr: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE on the run's attributes")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Rows to show")] = 20,
-    trace_id: Annotated[str | None, typer.Option("--id", help="Show one trace as a span tree")] = None,
+    trace_id: Annotated[
+        str | None, typer.Option("--id", help="Show one trace as a span tree")
+    ] = None,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
@@ -204,7 +219,8 @@ def traces(
 def metrics(
     agent: Annotated[str | None, typer.Option(help="One agent (default: every agent)")] = None,
     group_by: Annotated[
-        list[str] | None, typer.Option("--group-by", "-g", help="version, variant, experiment, tool, time")
+        list[str] | None,
+        typer.Option("--group-by", "-g", help="version, variant, experiment, tool, time"),
     ] = None,
     bucket: Annotated[str, typer.Option(help="Time bucket for --group-by time")] = "1h",
     since: Annotated[str | None, typer.Option(help="e.g. 24h, or ISO 8601")] = None,
@@ -230,11 +246,13 @@ def metrics(
 @friendly
 def demo(
     runs: Annotated[int, typer.Option(help="Agent runs to simulate")] = 400,
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Keep the server up afterwards")] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep the server up afterwards")
+    ] = False,
     port: Annotated[int, typer.Option(help="Port for the embedded server (0: any free port)")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world")] = 7,
 ) -> None:
-    """Start the embedded server, drive a simulated support agent through the SDK, show its metrics."""
+    """Start the embedded server, drive a simulated support agent, show its metrics."""
     from tuneloop.demo.run import run_demo
 
     run_demo(runs=runs, keep_serving=serve, port=port, seed=seed, console=console)

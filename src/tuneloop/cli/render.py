@@ -8,23 +8,25 @@ from typing import Any
 from rich.table import Table
 from rich.tree import Tree
 
+_NONE = "-"
+
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
+    return _NONE if value is None else f"{value * 100:.1f}%"
 
 
 def _ms(value: float | None) -> str:
     if value is None:
-        return "–"
+        return _NONE
     return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
 
 
 def _num(value: float | None, fmt: str = "{:.0f}") -> str:
-    return "–" if value is None else fmt.format(value)
+    return _NONE if value is None else fmt.format(value)
 
 
 def _usd(value: float | None) -> str:
-    return "–" if value is None else f"${value:.4f}"
+    return _NONE if value is None else f"${value:.4f}"
 
 
 def _group_label(group: dict[str, Any], bucket_ms: int | None) -> list[str]:
@@ -45,7 +47,16 @@ def metrics_table(document: dict[str, Any]) -> Table:
     for name in groups:
         table.add_column(name)
     if "tool" in groups:
-        for header in ("calls", "error rate", "retryable", "non-retryable", "mean retries", "p50", "p95", "p99"):
+        for header in (
+            "calls",
+            "error rate",
+            "retryable",
+            "non-retryable",
+            "mean retries",
+            "p50",
+            "p95",
+            "p99",
+        ):
             table.add_column(header, justify="right")
         for row in document["groups"]:
             lat = row["latency_ms"]
@@ -83,26 +94,44 @@ def metrics_table(document: dict[str, Any]) -> Table:
             _usd(row["total_cost_usd"]),
             str(row["tool_calls"]),
             _pct(row["tool_error_rate"]),
-            f"{row['tool_errors_retryable']}/{row['tool_errors_retryable'] + row['tool_errors_non_retryable']}",
+            _retryable_share(row),
         )
     return table
+
+
+def _retryable_share(row: dict[str, Any]) -> str:
+    retryable = row["tool_errors_retryable"]
+    return f"{retryable}/{retryable + row['tool_errors_non_retryable']}"
 
 
 def traces_table(items: list[dict[str, Any]]) -> Table:
     """Runs as a table, newest first."""
     table = Table(title="Runs", title_justify="left")
-    for header in ("trace id", "started", "agent", "version", "variant", "outcome", "duration", "tokens", "cost", "tools"):
+    for header in (
+        "trace id",
+        "started",
+        "agent",
+        "version",
+        "variant",
+        "outcome",
+        "duration",
+        "tokens",
+        "cost",
+        "tools",
+    ):
         table.add_column(header)
     for run in items:
-        started = datetime.fromtimestamp(run["started_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        outcome = run["outcome"] or "–"
+        started = datetime.fromtimestamp(run["started_ms"] / 1000, UTC).strftime(
+            "%Y-%m-%d %H:%M:%S"
+        )
+        outcome = run["outcome"] or _NONE
         style = {"success": "green", "failure": "red", "escalated": "yellow"}.get(outcome, "")
         table.add_row(
             run["trace_id"],
             started,
-            run["agent"] or "–",
-            run["version"] or "–",
-            run["variant"] or "–",
+            run["agent"] or _NONE,
+            run["version"] or _NONE,
+            run["variant"] or _NONE,
             f"[{style}]{outcome}[/]" if style else outcome,
             _ms(run["duration_ms"]),
             str(run["input_tokens"] + run["output_tokens"]),
@@ -115,16 +144,17 @@ def traces_table(items: list[dict[str, Any]]) -> Table:
 def trace_tree(document: dict[str, Any]) -> Tree:
     """A trace's spans as a tree with durations, status and key attributes."""
     tree = Tree(f"trace {document['trace_id']} ({document['span_count']} spans)")
-
-    def add(parent: Tree, span: dict[str, Any]) -> None:
-        mark = "[red]✗[/]" if span["status"] == "error" else "[green]✓[/]"
-        node = parent.add(f"{mark} {span['name']} [dim]{span['kind']} · {_ms(span['duration_ms'])}[/]")
+    # The API lists spans depth-first with their depth: the last node seen at each
+    # depth is the parent of the next span one level deeper.
+    parents: list[Tree] = [tree]
+    for span in document["spans"]:
+        depth = min(span["depth"], len(parents) - 1)
+        del parents[depth + 1 :]
+        mark = "[red]x[/]" if span["status"] == "error" else "[green]ok[/]"
+        label = f"{mark} {span['name']} [dim]{span['kind']} · {_ms(span['duration_ms'])}[/]"
+        node = parents[depth].add(label)
         for key, value in list(span["attributes"].items())[:12]:
             text = str(value)
-            node.add(f"[dim]{key}[/] = {text[:117] + '…' if len(text) > 120 else text}")
-        for child in span["children"]:
-            add(node, child)
-
-    for span in document["spans"]:
-        add(tree, span)
+            node.add(f"[dim]{key}[/] = {text[:117] + '...' if len(text) > 120 else text}")
+        parents.append(node)
     return tree

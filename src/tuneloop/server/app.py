@@ -9,17 +9,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from tuneloop._version import __version__
 from tuneloop.clock import Clock, SystemClock
 from tuneloop.errors import StoreBusyError, TuneloopError
 from tuneloop.server.auth import Authenticator
 from tuneloop.server.http_errors import error_body, status_of
+from tuneloop.server.ingest_pool import IngestPreparer, NormalizerSpec
 from tuneloop.server.routers import feedback, health, metrics, otlp, traces
 from tuneloop.settings import Settings, load_settings
 from tuneloop.store import Store
-from tuneloop.telemetry.normalize import Normalizer
-from tuneloop.telemetry.pricing import PriceTable
 
 log = logging.getLogger("tuneloop.server")
 
@@ -30,6 +30,11 @@ def create_app(
     """Build the server. A store passed in is used as is (and not closed on shutdown)."""
     settings = settings or load_settings()
     owns_store = store is None
+    spec = NormalizerSpec(
+        prices=settings.prices(),
+        max_attribute_chars=settings.max_attribute_chars,
+        max_attributes_per_span=settings.max_attributes_per_span,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,11 +43,15 @@ def create_app(
             max_pending_writes=settings.write_queue_max_requests,
         )
         active.writer.start()
+        preparer = IngestPreparer(spec, workers=settings.resolved_ingest_workers())
+        await run_in_threadpool(preparer.start)
+        app.state.preparer = preparer
         app.state.store = active
         app.state.authenticator = Authenticator(active.keys.authenticate)
         try:
             yield
         finally:
+            preparer.close()
             if owns_store:
                 active.close()
             else:
@@ -56,11 +65,6 @@ def create_app(
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
-    app.state.normalizer = Normalizer(
-        prices=PriceTable(settings.prices()),
-        max_attribute_chars=settings.max_attribute_chars,
-        max_attributes_per_span=settings.max_attributes_per_span,
-    )
 
     @app.exception_handler(TuneloopError)
     async def _tuneloop_error(_request: Request, exc: TuneloopError) -> JSONResponse:

@@ -10,25 +10,33 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tuneloop.analysis.quantiles import bucket_of
 from tuneloop.errors import StoreBusyError, StoreError
 from tuneloop.store.schema import runs, spans, tool_calls
-from tuneloop.telemetry.model import STATUS_CODES, NormalizedSpan, run_deltas
+from tuneloop.telemetry.model import NormalizedSpan
+from tuneloop.telemetry.rows import PreparedSpans, decode_payload, encode_payload, prepare
+
+__all__ = [
+    "IngestWriter",
+    "PreparedSpans",
+    "WriteResult",
+    "decode_payload",
+    "encode_payload",
+    "prepare",
+    "write_prepared",
+    "write_spans",
+]
 
 log = logging.getLogger("tuneloop.store")
 
 _TRACE_CHUNK = 500
-_COMPRESS_FROM = 320
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,84 +47,67 @@ class WriteResult:
     duplicates: int
 
 
-def encode_payload(span: NormalizedSpan) -> bytes:
-    """Compressed JSON of what a span carries beyond its indexed columns."""
-    body: dict[str, Any] = {"a": span.attributes}
-    if span.events:
-        body["e"] = span.events
-    if span.status_message:
-        body["m"] = span.status_message
-    if span.resource:
-        body["r"] = span.resource
-    if span.dropped_attributes:
-        body["d"] = span.dropped_attributes
-    raw = orjson.dumps(body)
-    # Small payloads (most tool and guardrail spans) gain little from compression.
-    if len(raw) < _COMPRESS_FROM:
-        return b"j" + raw
-    return b"z" + zlib.compress(raw, 1)
-
-
-def decode_payload(payload: bytes) -> dict[str, Any]:
-    """The inverse of encode_payload, with full key names."""
-    raw = zlib.decompress(payload[1:]) if payload[:1] == b"z" else payload[1:]
-    body = orjson.loads(raw)
-    return {
-        "attributes": body.get("a", {}),
-        "events": body.get("e", []),
-        "status_message": body.get("m", ""),
-        "resource": body.get("r"),
-        "dropped_attributes": body.get("d", 0),
-    }
+_NO_ROOT: dict[str, Any] = {
+    "root_span_id": None, "agent": None, "config_version": None, "experiment": None,
+    "variant": None, "unit_id": None, "session_id": None, "outcome": None, "status": None,
+    "error_type": None, "started_ms": None, "duration_ms": None, "latency_bucket": None,
+    "root_input_tokens": 0, "root_output_tokens": 0, "root_cost_usd": 0.0, "attributes": None,
+}  # fmt: skip
 
 
 def write_spans(
     conn: sa.Connection, project_id: str, batch: Sequence[NormalizedSpan]
 ) -> WriteResult:
-    """Write spans and their facts on ``conn`` (the caller owns the transaction).
+    """Write normalized spans and their facts on ``conn`` (the caller owns the transaction)."""
+    return write_prepared(conn, prepare(project_id, batch))
+
+
+def write_prepared(conn: sa.Connection, batch: PreparedSpans) -> WriteResult:
+    """Write prepared spans and their facts on ``conn`` (the caller owns the transaction).
 
     Spans already stored (an exporter retrying after a lost response) are skipped, so
     facts are never counted twice.
     """
-    fresh = _without_stored(conn, project_id, batch)
+    fresh = _fresh_indices(conn, batch)
     if not fresh:
         return WriteResult(0, len(batch))
-    span_rows = [
-        (
-            project_id,
-            s.trace_id,
-            s.span_id,
-            s.parent_span_id,
-            s.name,
-            s.kind,
-            s.start_ns,
-            s.end_ns,
-            STATUS_CODES[s.status],
-            encode_payload(s),
-        )
-        for s in fresh
-    ]
-    conn.exec_driver_sql(_bulk_insert(conn, spans), span_rows)
-    tool_rows = [
-        (
-            project_id,
-            s.trace_id,
-            s.span_id,
-            s.tool.tool,
-            s.tool.status,
-            s.tool.error_type,
-            s.tool.retryable,
-            s.tool.duration_ms,
-            bucket_of(s.tool.duration_ms),
-            s.tool.retries,
-            s.tool.started_ms,
-        )
-        for s in fresh
-        if s.tool is not None
-    ]
+    conn.exec_driver_sql(_bulk_insert(conn, spans), [batch.span_rows[i] for i in fresh])
+    tool_rows = [row for i in fresh if (row := batch.tool_rows[i]) is not None]
     if tool_rows:
         conn.exec_driver_sql(_bulk_insert(conn, tool_calls), tool_rows)
-    conn.execute(_runs_upsert(conn.dialect.name), _run_rows(project_id, fresh))
+    runs_by_trace: dict[str, dict[str, Any]] = {}
+    for i in fresh:
+        trace_id = batch.keys[i][0]
+        row = runs_by_trace.get(trace_id)
+        if row is None:
+            row = runs_by_trace[trace_id] = {
+                "project_id": batch.project_id,
+                "trace_id": trace_id,
+                "has_root": False,
+                **_NO_ROOT,
+                "llm_calls": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_usd": 0.0,
+                "tool_calls": 0,
+                "tool_errors": 0,
+                "tool_errors_retryable": 0,
+                "span_count": 0,
+            }
+        llm_calls, input_tokens, output_tokens, cost, tools, errors, retryable = batch.counters[i]
+        row["llm_calls"] += llm_calls
+        row["input_tokens"] += input_tokens
+        row["output_tokens"] += output_tokens
+        row["cost_usd"] += cost
+        row["tool_calls"] += tools
+        row["tool_errors"] += errors
+        row["tool_errors_retryable"] += retryable
+        row["span_count"] += 1
+        root = batch.roots[i]
+        if root is not None:
+            row.update(root)
+            row["has_root"] = True
+    conn.execute(_runs_upsert(conn.dialect.name), list(runs_by_trace.values()))
     return WriteResult(len(fresh), len(batch) - len(fresh))
 
 
@@ -140,65 +131,23 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table) -> str:
     return statement
 
 
-def _without_stored(
-    conn: sa.Connection, project_id: str, batch: Sequence[NormalizedSpan]
-) -> list[NormalizedSpan]:
-    trace_ids = sorted({s.trace_id for s in batch})
+def _fresh_indices(conn: sa.Connection, batch: PreparedSpans) -> list[int]:
+    trace_ids = sorted({trace_id for trace_id, _ in batch.keys})
     stored: set[tuple[str, str]] = set()
     for start in range(0, len(trace_ids), _TRACE_CHUNK):
         chunk = trace_ids[start : start + _TRACE_CHUNK]
         rows = conn.execute(
             sa.select(spans.c.trace_id, spans.c.span_id).where(
-                spans.c.project_id == project_id, spans.c.trace_id.in_(chunk)
+                spans.c.project_id == batch.project_id, spans.c.trace_id.in_(chunk)
             )
         )
         stored.update((row.trace_id, row.span_id) for row in rows)
-    fresh: list[NormalizedSpan] = []
-    for span in batch:
-        key = (span.trace_id, span.span_id)
+    fresh: list[int] = []
+    for i, key in enumerate(batch.keys):
         if key not in stored:
             stored.add(key)
-            fresh.append(span)
+            fresh.append(i)
     return fresh
-
-
-def _run_rows(project_id: str, fresh: Iterable[NormalizedSpan]) -> list[dict[str, Any]]:
-    rows = []
-    for delta in run_deltas(list(fresh)).values():
-        root = delta.root
-        rows.append(
-            {
-                "project_id": project_id,
-                "trace_id": delta.trace_id,
-                "has_root": root is not None,
-                "root_span_id": delta.root_span_id,
-                "agent": root.agent if root else None,
-                "config_version": root.config_version if root else None,
-                "experiment": root.experiment if root else None,
-                "variant": root.variant if root else None,
-                "unit_id": root.unit_id if root else None,
-                "session_id": root.session_id if root else None,
-                "outcome": root.outcome if root else None,
-                "status": STATUS_CODES[root.status] if root else None,
-                "error_type": root.error_type if root else None,
-                "started_ms": root.started_ms if root else None,
-                "duration_ms": root.duration_ms if root else None,
-                "latency_bucket": bucket_of(root.duration_ms) if root else None,
-                "root_input_tokens": root.input_tokens if root else 0,
-                "root_output_tokens": root.output_tokens if root else 0,
-                "root_cost_usd": root.cost_usd if root else 0.0,
-                "llm_calls": delta.llm_calls,
-                "input_tokens": delta.input_tokens,
-                "output_tokens": delta.output_tokens,
-                "cost_usd": delta.cost_usd,
-                "tool_calls": delta.tool_calls,
-                "tool_errors": delta.tool_errors,
-                "tool_errors_retryable": delta.tool_errors_retryable,
-                "span_count": delta.spans,
-                "attributes": root.attributes if root else None,
-            }
-        )
-    return rows
 
 
 _IDENTITY = (
@@ -233,8 +182,7 @@ def _runs_upsert(dialect: str) -> Any:
 
 @dataclass(slots=True)
 class _Job:
-    project_id: str
-    spans: Sequence[NormalizedSpan]
+    batch: PreparedSpans
     future: Future[WriteResult]
 
 
@@ -274,13 +222,13 @@ class IngestWriter:
             self._queue.put(None)
             thread.join(timeout_s)
 
-    def submit(self, project_id: str, batch: Sequence[NormalizedSpan]) -> Future[WriteResult]:
-        """Queue a request's spans; the future resolves once they are committed."""
+    def submit(self, batch: PreparedSpans) -> Future[WriteResult]:
+        """Queue a request's prepared spans; the future resolves once they are committed."""
         future: Future[WriteResult] = Future()
         if self._thread is None:
             raise StoreError("the ingest writer is not running")
         try:
-            self._queue.put_nowait(_Job(project_id, batch, future))
+            self._queue.put_nowait(_Job(batch, future))
         except queue.Full:
             raise StoreBusyError(
                 f"ingest queue is full ({self._queue.maxsize} requests waiting); retry shortly"
@@ -310,7 +258,7 @@ class IngestWriter:
     def _commit(self, group: list[_Job]) -> None:
         try:
             with self._engine.begin() as conn:
-                results = [write_spans(conn, job.project_id, job.spans) for job in group]
+                results = [write_prepared(conn, job.batch) for job in group]
         except Exception as exc:
             if len(group) > 1:
                 # One bad request must not fail the others: retry each on its own.

@@ -118,6 +118,40 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         ) from exc
 
 
+def tree_order(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spans depth-first in start order, each with its ``depth`` and ``child_count``.
+
+    A flat list rather than nested children: a waterfall draws it directly and a
+    thousand-level chain serializes like any other trace. Spans whose parent is
+    missing start a subtree at depth 0; spans caught in a parent cycle are listed too.
+    """
+    ids = {node["span_id"] for node in nodes}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for node in nodes:
+        parent = node["parent_span_id"]
+        children.setdefault(parent if parent in ids else None, []).append(node)
+    ordered: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def walk(start: dict[str, Any]) -> None:
+        stack = [(start, 0)]
+        while stack:
+            node, depth = stack.pop()
+            if node["span_id"] in seen:
+                continue
+            seen.add(node["span_id"])
+            kids = children.get(node["span_id"], [])
+            ordered.append({**node, "depth": depth, "child_count": len(kids)})
+            stack.extend((kid, depth + 1) for kid in reversed(kids))
+
+    for root in children.get(None, []):
+        walk(root)
+    for node in nodes:
+        if node["span_id"] not in seen:
+            walk(node)
+    return ordered
+
+
 class Queries:
     """Read-only queries for one database."""
 
@@ -174,9 +208,8 @@ class Queries:
                 .where(feedback.c.project_id == project_id, feedback.c.trace_id == trace_id)
                 .order_by(feedback.c.created_ms, feedback.c.feedback_id)
             ).all()
-        nodes: dict[str, dict[str, Any]] = {}
-        for row in span_rows:
-            nodes[row.span_id] = {
+        nodes = [
+            {
                 "span_id": row.span_id,
                 "parent_span_id": row.parent_span_id,
                 "name": row.name,
@@ -186,17 +219,14 @@ class Queries:
                 "duration_ms": (row.end_ns - row.start_ns) / 1e6,
                 "status": STATUS_NAMES.get(row.status, "unset"),
                 **decode_payload(row.payload),
-                "children": [],
             }
-        roots = []
-        for node in nodes.values():
-            parent = nodes.get(node["parent_span_id"] or "")
-            (parent["children"] if parent is not None else roots).append(node)
+            for row in span_rows
+        ]
         return {
             "trace_id": trace_id,
             "run": _run_dict(run_row) if run_row is not None and run_row.has_root else None,
             "span_count": len(nodes),
-            "spans": roots,
+            "spans": tree_order(nodes),
             "feedback": [
                 {"name": f.name, "value": f.value, "comment": f.comment, "created_ms": f.created_ms}
                 for f in feedback_rows

@@ -195,7 +195,9 @@ class Normalizer:
                 text = value.string_value
                 if "\x00" in text:
                     text = _text(text)
-                out[key] = text if len(text) <= max_chars else text[:max_chars] + sc.TL_TRUNCATED_MARKER
+                out[key] = (
+                    text if len(text) <= max_chars else text[:max_chars] + sc.TL_TRUNCATED_MARKER
+                )
             elif which == "int_value":
                 out[key] = value.int_value
             elif which == "bool_value":

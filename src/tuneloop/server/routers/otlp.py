@@ -19,15 +19,7 @@ from tuneloop.errors import (
 )
 from tuneloop.server.auth import require
 from tuneloop.server.http_errors import status_of
-from tuneloop.store.ingest import WriteResult
-from tuneloop.telemetry.normalize import NormalizedBatch, Normalizer
-from tuneloop.telemetry.otlp import (
-    Encoding,
-    decode_request,
-    decompress,
-    encode_response,
-    encoding_of,
-)
+from tuneloop.telemetry.otlp import Encoding, encode_response, encoding_of
 
 router = APIRouter(tags=["ingest"])
 
@@ -69,17 +61,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _decode(
-    normalizer: Normalizer,
-    body: bytes,
-    content_encoding: str | None,
-    encoding: Encoding,
-    limit: int,
-) -> NormalizedBatch:
-    raw = decompress(body, content_encoding, limit=limit)
-    return normalizer.normalize(decode_request(raw, encoding))
-
-
 @router.post("/v1/traces", response_class=Response)
 async def export_traces(
     request: Request,
@@ -102,29 +83,23 @@ async def export_traces(
         # OTLP error body (a google.rpc.Status in the request's encoding).
         principal = await run_in_threadpool(_authorize, request, authorization, x_api_key)
         body = await _read_body(request, limit)
-        batch = await run_in_threadpool(
-            _decode,
-            app.state.normalizer,
-            body,
-            request.headers.get("content-encoding"),
-            encoding,
-            limit,
+        prepared = await app.state.preparer.prepare(
+            principal.project_id, body, request.headers.get("content-encoding"), encoding, limit
         )
-        if batch.rejected.count and not batch.spans:
+        if prepared.rejected and not len(prepared.spans):
             raise InvalidInputError(
-                f"all {batch.rejected.count} spans rejected: {batch.rejected.message()}"
+                f"all {prepared.rejected} spans rejected: {prepared.rejection_message}"
             )
-        if batch.spans:
-            future = app.state.store.writer.submit(principal.project_id, batch.spans)
-            result: WriteResult = await asyncio.wrap_future(future)
-            del result
+        if len(prepared.spans):
+            # Acknowledge only after the commit that holds these spans.
+            await asyncio.wrap_future(app.state.store.writer.submit(prepared.spans))
     except TuneloopError as exc:
         return _error(
             encoding, status_of(exc), str(exc), retry_after=isinstance(exc, StoreBusyError)
         )
     return Response(
         encode_response(
-            encoding, rejected_spans=batch.rejected.count, error_message=batch.rejected.message()
+            encoding, rejected_spans=prepared.rejected, error_message=prepared.rejection_message
         ),
         media_type=_MEDIA[encoding],
     )
