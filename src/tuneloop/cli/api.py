@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -29,10 +30,10 @@ class Api:
             transport=transport,
         )
 
-    def get(self, path: str, params: list[tuple[str, str]] | None = None) -> Any:
+    def get(self, path: str, params: Sequence[tuple[str, str]] | None = None) -> Any:
         """GET a JSON document; server errors become tuneloop exceptions with its message."""
         try:
-            response = self._client.get(path, params=params)
+            response = self._client.get(path, params=list(params or []))
         except httpx.HTTPError as exc:
             raise StoreError(
                 f"cannot reach the tuneloop server at {self._client.base_url}: {exc}"

@@ -16,10 +16,11 @@ from tuneloop.clock import Clock, SystemClock
 from tuneloop.errors import StoreBusyError, TuneloopError
 from tuneloop.server.auth import Authenticator
 from tuneloop.server.http_errors import error_body, status_of
-from tuneloop.server.ingest_pool import IngestPreparer, NormalizerSpec
+from tuneloop.server.ingest_pool import IngestPreparer
 from tuneloop.server.routers import feedback, health, metrics, otlp, traces
 from tuneloop.settings import Settings, load_settings
 from tuneloop.store import Store
+from tuneloop.telemetry.prepare import NormalizerSpec
 
 log = logging.getLogger("tuneloop.server")
 

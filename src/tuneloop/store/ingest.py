@@ -72,7 +72,7 @@ def write_prepared(conn: sa.Connection, batch: PreparedSpans) -> WriteResult:
     if not fresh:
         return WriteResult(0, len(batch))
     conn.exec_driver_sql(_bulk_insert(conn, spans), [batch.span_rows[i] for i in fresh])
-    tool_rows = [row for i in fresh if (row := batch.tool_rows[i]) is not None]
+    tool_rows = [tool for i in fresh if (tool := batch.tool_rows[i]) is not None]
     if tool_rows:
         conn.exec_driver_sql(_bulk_insert(conn, tool_calls), tool_rows)
     runs_by_trace: dict[str, dict[str, Any]] = {}
@@ -265,8 +265,11 @@ class IngestWriter:
                 for job in group:
                     self._commit([job])
                 return
-            log.warning("ingest write failed: %s", exc)
-            group[0].future.set_exception(StoreError(f"could not store spans: {exc}"))
+            # The full error (with SQL) goes to the server log, never to the client.
+            log.warning("ingest write failed", exc_info=exc)
+            group[0].future.set_exception(
+                StoreError(f"could not store spans ({type(exc).__name__}); retry the request")
+            )
             return
         for job, result in zip(group, results, strict=True):
             job.future.set_result(result)

@@ -118,7 +118,7 @@ class KeyRepository:
                     revoked_ms=None,
                 )
             )
-        info = KeyInfo(key_id, project_id, scope, name, now_ms, None)  # type: ignore[arg-type]
+        info = KeyInfo(key_id, project_id, scope, name, now_ms, None)
         return NewKey(info, f"{KEY_PREFIX}_{key_id}_{secret}")
 
     def list_keys(self, project_id: str | None = None) -> list[KeyInfo]:

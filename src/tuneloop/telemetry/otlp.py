@@ -96,7 +96,8 @@ def encode_response(
         response.partial_success.rejected_spans = rejected_spans
         response.partial_success.error_message = error_message
     if encoding == "protobuf":
-        return response.SerializeToString()
+        serialized: bytes = response.SerializeToString()
+        return serialized
     return json.dumps(json_format.MessageToDict(response)).encode()
 
 
