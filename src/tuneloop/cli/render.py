@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.tree import Tree
 
@@ -39,8 +40,8 @@ def _group_label(group: dict[str, Any], bucket_ms: int | None) -> list[str]:
     return labels
 
 
-def metrics_table(document: dict[str, Any]) -> Table:
-    """The metrics document as a table, one row per group."""
+def metrics_table(document: dict[str, Any]) -> Table | Group:
+    """The metrics document as tables, one row per group (per tool: one table)."""
     groups = document["group_by"]
     title = f"Metrics for {document['agent']}" if document.get("agent") else "Metrics"
     table = Table(title=title, title_justify="left")
@@ -72,15 +73,27 @@ def metrics_table(document: dict[str, Any]) -> Table:
                 _ms(lat["p99"]),
             )
         return table
+    quality = Table(title=f"{title}: quality and latency", title_justify="left")
+    cost = Table(title=f"{title}: cost and tools", title_justify="left")
+    for table_ in (quality, cost):
+        for name in groups:
+            table_.add_column(name)
+    for header in ("runs", "success", "errors", "escalated", "p50", "p90", "p95", "p99"):
+        quality.add_column(header, justify="right")
     for header in (
-        "runs", "success", "errors", "escalated", "p50", "p90", "p95", "p99",
-        "tokens/run", "cost/run", "total cost", "tool calls", "tool errors", "retryable",
-    ):  # fmt: skip
-        table.add_column(header, justify="right")
+        "tokens/run",
+        "cost/run",
+        "total cost",
+        "tool calls",
+        "tool errors",
+        "retryable",
+    ):
+        cost.add_column(header, justify="right")
     for row in document["groups"]:
         lat = row["latency_ms"]
-        table.add_row(
-            *_group_label(row["group"], document.get("bucket_ms")),
+        labels = _group_label(row["group"], document.get("bucket_ms"))
+        quality.add_row(
+            *labels,
             str(row["runs"]),
             _pct(row["task_success_rate"]),
             _pct(row["error_rate"]),
@@ -89,6 +102,9 @@ def metrics_table(document: dict[str, Any]) -> Table:
             _ms(lat["p90"]),
             _ms(lat["p95"]),
             _ms(lat["p99"]),
+        )
+        cost.add_row(
+            *labels,
             _num(row["mean_tokens"]),
             _usd(row["mean_cost_usd"]),
             _usd(row["total_cost_usd"]),
@@ -96,7 +112,7 @@ def metrics_table(document: dict[str, Any]) -> Table:
             _pct(row["tool_error_rate"]),
             _retryable_share(row),
         )
-    return table
+    return Group(quality, cost)
 
 
 def _retryable_share(row: dict[str, Any]) -> str:
