@@ -44,7 +44,7 @@ def metrics_table(document: dict[str, Any]) -> Table | Group:
     """The metrics document as tables, one row per group (per tool: one table)."""
     groups = document["group_by"]
     title = f"Metrics for {document['agent']}" if document.get("agent") else "Metrics"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=f"{title}: tool calls", title_justify="left")
     for name in groups:
         table.add_column(name)
     if "tool" in groups:

@@ -19,6 +19,7 @@ from opentelemetry.util.types import AttributeValue
 
 from tuneloop import semconv
 from tuneloop._version import __version__
+from tuneloop.clock import Clock
 from tuneloop.errors import ConfigError
 from tuneloop.sdk._http import RetryPolicy, Sender
 from tuneloop.sdk._processor import BatchProcessor, OtlpExporter
@@ -61,6 +62,8 @@ class Client:
         resource_attributes: more resource attributes (``deployment.environment``...).
         retry: how hard to retry failed requests.
         install_global: also make this client's provider the global OpenTelemetry one.
+        clock: where the span helpers read their start and end times (simulated time
+            in the demo and tests); default: OpenTelemetry reads the system clock.
 
     Raises:
         ConfigError: an argument or setting is invalid.
@@ -80,6 +83,7 @@ class Client:
         resource_attributes: Mapping[str, AttributeValue] | None = None,
         retry: RetryPolicy | None = None,
         install_global: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             raise ConfigError(f"sample_rate must be between 0 and 1, got {sample_rate}")
@@ -121,6 +125,7 @@ class Client:
         )
         self._provider.add_span_processor(self._processor)
         self._tracer = self._provider.get_tracer("tuneloop.sdk", __version__)
+        self._clock = clock
         self._closed = False
         # Deliver what is buffered when the interpreter exits without shutdown().
         atexit.register(self.shutdown)
@@ -194,6 +199,7 @@ class Client:
                 experiment=experiment,
                 extra=attributes,
             ),
+            clock=self._clock,
         )
 
     @shielded(default=False)

@@ -18,6 +18,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from tuneloop import semconv
+from tuneloop.clock import Clock
 from tuneloop.errors import InvalidInputError
 from tuneloop.telemetry.model import OUTCOMES, Outcome
 
@@ -33,16 +34,26 @@ def to_json(value: object) -> str:
 
 
 class _Scope:
-    """One span made current for the duration of a ``with`` block."""
+    """One span made current for the duration of a ``with`` block.
+
+    With a clock, the span starts and ends at the clock's times (simulated time);
+    without one, OpenTelemetry reads the system clock.
+    """
 
     _name: str
     _kind: SpanKind = SpanKind.INTERNAL
     _span: trace.Span = trace.INVALID_SPAN
     _token: object = None
 
-    def __init__(self, tracer: trace.Tracer, attributes: dict[str, AttributeValue]) -> None:
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        attributes: dict[str, AttributeValue],
+        clock: Clock | None = None,
+    ) -> None:
         self._tracer = tracer
         self._attributes = attributes
+        self._clock = clock
 
     @property
     def span(self) -> trace.Span:
@@ -51,9 +62,18 @@ class _Scope:
 
     def _start(self, parent: otel_context.Context | None, links: Sequence[Link] = ()) -> None:
         self._span = self._tracer.start_span(
-            self._name, parent, self._kind, self._attributes, links, record_exception=False
+            self._name,
+            parent,
+            self._kind,
+            self._attributes,
+            links,
+            start_time=self._now_ns(),
+            record_exception=False,
         )
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    def _now_ns(self) -> int | None:
+        return None if self._clock is None else self._clock.now_ns()
 
     def _set(self, key: str, value: AttributeValue | None) -> None:
         if value is not None:
@@ -82,14 +102,14 @@ class _Scope:
     ) -> None:
         try:
             if exc is not None:
-                self._span.record_exception(exc, escaped=True)
+                self._span.record_exception(exc, timestamp=self._now_ns(), escaped=True)
                 self._on_exception(exc)
             self._on_close()
         finally:
             if self._token is not None:
                 otel_context.detach(self._token)  # type: ignore[arg-type]
                 self._token = None
-            self._span.end()
+            self._span.end(end_time=self._now_ns())
 
 
 class _Child(_Scope):
@@ -98,7 +118,7 @@ class _Child(_Scope):
     def __init__(
         self, run: Run, name: str, kind: SpanKind, attributes: dict[str, AttributeValue]
     ) -> None:
-        super().__init__(run._tracer, attributes)
+        super().__init__(run._tracer, attributes, run._clock)
         self._run = run
         self._name = name
         self._kind = kind
@@ -201,9 +221,14 @@ class Run(_Scope):
     _outcome: Outcome | None = None
 
     def __init__(
-        self, tracer: trace.Tracer, agent: str, attributes: dict[str, AttributeValue]
+        self,
+        tracer: trace.Tracer,
+        agent: str,
+        attributes: dict[str, AttributeValue],
+        *,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(tracer, attributes)
+        super().__init__(tracer, attributes, clock)
         self._name = f"{semconv.OP_INVOKE_AGENT} {agent}"
 
     def __enter__(self) -> Self:

@@ -5,6 +5,7 @@ Imports no web or database code, so a worker process stays small.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 
 from tuneloop.settings import ModelPrice
@@ -63,6 +64,8 @@ _worker_normalizer: Normalizer | None = None
 
 def init_worker(spec: NormalizerSpec) -> None:
     """Pool initializer: build this worker process's Normalizer."""
+    # Ctrl-C is the server's to handle; the pool is shut down from there.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _worker_normalizer
     _worker_normalizer = spec.build()
 
