@@ -10,12 +10,18 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from tests.otlp_factory import agent_run, new_span_id, new_trace_id, request, span
 from tuneloop import semconv as sc
 from tuneloop.settings import DEFAULT_PRICES
-from tuneloop.telemetry.model import NormalizedSpan, run_deltas
+from tuneloop.telemetry.model import NormalizedSpan
 from tuneloop.telemetry.normalize import NormalizedBatch, Normalizer, is_retryable
 from tuneloop.telemetry.pricing import PriceTable
+from tuneloop.telemetry.rows import PreparedSpans, prepare
 
 GPT_4O = DEFAULT_PRICES["gpt-4o"]
 GPT_4O_MINI = DEFAULT_PRICES["gpt-4o-mini"]
+
+
+def run_counters(prepared: PreparedSpans) -> list[float]:
+    """What the spans add to their run's fact row, summed as the writer sums them."""
+    return [sum(column) for column in zip(*prepared.counters, strict=True)]
 
 
 def normalize(*spans: Span, max_chars: int = 16_384, max_attrs: int = 512) -> NormalizedBatch:
@@ -85,10 +91,12 @@ def test_genai_agent_run_gives_root_facts_llm_usage_and_tool_facts() -> None:
     )
     assert lookup.tool.retryable is True
 
-    delta = run_deltas(batch.spans)[run.hex]
-    assert (delta.llm_calls, delta.input_tokens, delta.output_tokens) == (1, 1000, 500)
-    assert (delta.tool_calls, delta.tool_errors, delta.tool_errors_retryable) == (2, 1, 1)
-    assert delta.root_span_id == run.root.span_id.hex()
+    prepared = prepare("p", batch.spans)
+    llm_calls, tokens_in, tokens_out, _cost, tools, errors, retryable = run_counters(prepared)
+    assert (llm_calls, tokens_in, tokens_out) == (1, 1000, 500)
+    assert (tools, errors, retryable) == (2, 1, 1)
+    (root_row,) = [root for root in prepared.roots if root is not None]
+    assert root_row["root_span_id"] == run.root.span_id.hex()
 
 
 def test_response_model_is_preferred_over_request_model_for_pricing() -> None:
@@ -454,9 +462,9 @@ def test_root_reports_its_own_usage_and_deltas_count_only_llm_spans() -> None:
     root = batch.spans[0].root
     assert root is not None
     assert (root.input_tokens, root.output_tokens) == (1000, 100)
-    delta = run_deltas(batch.spans)[run.hex]
+    llm_calls, tokens_in, tokens_out, *_ = run_counters(prepare("p", batch.spans))
     # The agent-level total is kept apart: the query layer uses it only without LLM spans.
-    assert (delta.llm_calls, delta.input_tokens, delta.output_tokens) == (1, 100, 10)
+    assert (llm_calls, tokens_in, tokens_out) == (1, 100, 10)
 
 
 # -- limits and hostile input ------------------------------------------------------------
