@@ -446,14 +446,27 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def start_tuneloop(home: Path, tuneloop_bin: Path) -> Target:
-    """Create an admin key, then start ``tuneloop serve`` on a free loopback port."""
-    db = home / "bench.db"
-    env = _clean_env(TUNELOOP_HOME=str(home), TUNELOOP_DATABASE_URL=f"sqlite:///{db}")
+def start_tuneloop(
+    home: Path,
+    tuneloop_bin: Path,
+    *,
+    db: Path | None = None,
+    project: str = "bench",
+    env: dict[str, str] | None = None,
+) -> Target:
+    """Create an admin key for `project`, then start ``tuneloop serve`` on a free loopback port.
+
+    The SQLite database is `db` (default ``home/bench.db``); `env` adds ``TUNELOOP_*``
+    settings to the server's environment.
+    """
+    db = db if db is not None else home / "bench.db"
+    env = _clean_env(
+        TUNELOOP_HOME=str(home), TUNELOOP_DATABASE_URL=f"sqlite:///{db}", **(env or {})
+    )
     if not tuneloop_bin.exists():
         raise RuntimeError(f"{tuneloop_bin} not found: install the project into .venv")
     created = subprocess.run(
-        [tuneloop_bin, "keys", "create", "--project", "bench", "--scope", "admin", "--plain"],
+        [tuneloop_bin, "keys", "create", "--project", project, "--scope", "admin", "--plain"],
         env=env,
         capture_output=True,
         text=True,

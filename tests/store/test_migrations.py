@@ -52,7 +52,7 @@ def test_migrated_database_matches_the_schema(fresh_engine: sa.Engine) -> None:
     assert sa.inspect(fresh_engine).get_table_names() == []
     migrate(fresh_engine)
     assert schema_diff(fresh_engine) == []
-    assert revision(fresh_engine) == "0001"
+    assert revision(fresh_engine) == "0002"
 
 
 def test_the_comparison_notices_a_schema_the_migrations_do_not_build(
@@ -74,6 +74,6 @@ def test_migrating_twice_changes_nothing_and_keeps_data(fresh_engine: sa.Engine)
         conn.execute(projects.insert().values(project_id="kept", name="Kept", created_ms=1))
     migrate(fresh_engine)
     assert schema_diff(fresh_engine) == []
-    assert revision(fresh_engine) == "0001"
+    assert revision(fresh_engine) == "0002"
     with fresh_engine.connect() as conn:
         assert conn.execute(sa.select(projects.c.project_id)).scalars().all() == ["kept"]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from tuneloop.analysis.metrics import GroupBy, RunAggregate, ToolAggregate
 from tuneloop.errors import InvalidInputError, NotFoundError
 from tuneloop.store.ingest import decode_payload
-from tuneloop.store.schema import feedback, runs, spans, tool_calls
+from tuneloop.store.schema import METRICS_INDEX_COLUMNS, feedback, runs, spans, tool_calls
 from tuneloop.telemetry.model import STATUS_CODES, STATUS_NAMES
 
 MAX_PAGE = 500
@@ -238,6 +238,13 @@ class Queries:
     ) -> dict[tuple[Any, ...], RunAggregate]:
         """Run aggregates per group, from one scan grouped by group and latency bucket."""
         keys = [_group_column(name, bucket_ms) for name in group_by]
+        # Grouped by every leading column of ix_runs_metrics, in its order, SQLite
+        # aggregates while it scans that covering index instead of sorting every run; the
+        # requested groups are summed from those finer ones below. Time buckets and
+        # attribute filters (which need the table row) cannot use it: they group as asked.
+        fine = "time" not in group_by and not where.attributes
+        grouping = [runs.c[name] for name in _METRICS_GROUPING] if fine else keys
+        picks = [_METRICS_GROUPING.index(key.name) for key in keys] if fine else [*range(len(keys))]
         success = sa.func.sum(sa.case((runs.c.outcome == "success", 1), else_=0))
         failure = sa.func.sum(sa.case((runs.c.outcome == "failure", 1), else_=0))
         escalated = sa.func.sum(sa.case((runs.c.outcome == "escalated", 1), else_=0))
@@ -258,7 +265,7 @@ class Queries:
         cost = sa.func.sum(sa.case((has_llm, runs.c.cost_usd), else_=runs.c.root_cost_usd))
         query = (
             sa.select(
-                *keys,
+                *grouping,
                 runs.c.latency_bucket,
                 sa.func.count(),
                 success,
@@ -273,31 +280,40 @@ class Queries:
                 sa.func.sum(runs.c.tool_errors_retryable),
             )
             .where(*_conditions(project_id, where, dialect=self._engine.dialect.name))
-            .group_by(*keys, runs.c.latency_bucket)
+            .group_by(*grouping, runs.c.latency_bucket)
         )
-        out: dict[tuple[Any, ...], RunAggregate] = {}
-        width = len(keys)
+        sums: dict[tuple[Any, ...], list[Any]] = {}
+        latency: dict[tuple[Any, ...], Counter[int]] = {}
+        width = len(grouping)
         with self._engine.connect() as conn:
             for row in conn.execute(query):
-                key = tuple(row[:width])
-                bucket, count, *sums = row[width:]
-                part = RunAggregate(
-                    runs=count,
-                    successes=int(sums[0] or 0),
-                    failures=int(sums[1] or 0),
-                    escalations=int(sums[2] or 0),
-                    errors=int(sums[3] or 0),
-                    input_tokens=int(sums[4] or 0),
-                    output_tokens=int(sums[5] or 0),
-                    cost_usd=float(sums[6] or 0.0),
-                    tool_calls=int(sums[7] or 0),
-                    tool_errors=int(sums[8] or 0),
-                    tool_errors_retryable=int(sums[9] or 0),
-                    latency=Counter({bucket: count}),
-                )
-                current = out.get(key)
-                out[key] = part if current is None else current + part
-        return out
+                key = tuple(row[i] for i in picks)
+                bucket, count, *values = row[width:]
+                total = sums.get(key)
+                if total is None:
+                    total = sums[key] = [0] * (len(values) + 1)
+                    latency[key] = Counter()
+                total[0] += count
+                for i, value in enumerate(values, 1):
+                    total[i] += value or 0
+                latency[key][bucket] += count
+        return {
+            key: RunAggregate(
+                runs=total[0],
+                successes=int(total[1]),
+                failures=int(total[2]),
+                escalations=int(total[3]),
+                errors=int(total[4]),
+                input_tokens=int(total[5]),
+                output_tokens=int(total[6]),
+                cost_usd=float(total[7]),
+                tool_calls=int(total[8]),
+                tool_errors=int(total[9]),
+                tool_errors_retryable=int(total[10]),
+                latency=latency[key],
+            )
+            for key, total in sums.items()
+        }
 
     def tool_aggregates(
         self, project_id: str, where: RunFilter, group_by: tuple[GroupBy, ...], *, bucket_ms: int
@@ -383,6 +399,10 @@ class Queries:
                     .order_by(runs.c.agent)
                 ).scalars()
             )
+
+
+# The columns of ix_runs_metrics between project_id and latency_bucket, in index order.
+_METRICS_GROUPING = METRICS_INDEX_COLUMNS[1 : METRICS_INDEX_COLUMNS.index("latency_bucket")]
 
 
 def _group_column(name: GroupBy, bucket_ms: int) -> Any:

@@ -53,6 +53,17 @@ spans = sa.Table(
     sa.Column("payload", sa.LargeBinary, nullable=False),
 )
 
+# Every column run metrics read, led by the columns Queries.run_aggregates groups by,
+# in that order: SQLite then aggregates while it scans this index instead of reading the
+# wide rows and sorting all of them (2.4 s -> 0.6 s for an agent's 700,000 runs). It costs
+# about 100 bytes per run.
+METRICS_INDEX_COLUMNS = (
+    "project_id", "agent", "config_version", "experiment", "variant", "latency_bucket",
+    "has_root", "started_ms", "outcome", "status", "error_type", "llm_calls", "input_tokens",
+    "output_tokens", "cost_usd", "root_input_tokens", "root_output_tokens", "root_cost_usd",
+    "tool_calls", "tool_errors", "tool_errors_retryable",
+)  # fmt: skip
+
 # One fact row per run (trace). Child spans add to the counters; the root span sets the
 # identity columns, whichever arrives first.
 runs = sa.Table(
@@ -88,6 +99,7 @@ runs = sa.Table(
     sa.Column("attributes", sa.JSON, nullable=True),
     sa.Index("ix_runs_agent_time", "project_id", "agent", "started_ms"),
     sa.Index("ix_runs_time", "project_id", "started_ms"),
+    sa.Index("ix_runs_metrics", *METRICS_INDEX_COLUMNS),
 )
 
 tool_calls = sa.Table(
