@@ -64,7 +64,7 @@ def test_empty_aggregates_report_no_rates_rather_than_zero() -> None:
 
 def test_tool_summary() -> None:
     summary = ToolAggregate(
-        calls=10, errors=4, errors_retryable=1, retries=5, runs=3, latency=Counter({1: 10})
+        calls=10, errors=4, errors_retryable=1, retries=5, latency=Counter({1: 10})
     ).summary()
     assert summary["tool_calls"] == 10
     assert summary["tool_error_rate"] == 0.4
@@ -95,7 +95,6 @@ _tool_aggregates = st.builds(
     errors=_count,
     errors_retryable=_count,
     retries=_count,
-    runs=_count,
     latency=_latency,
 )
 

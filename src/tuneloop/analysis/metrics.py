@@ -86,7 +86,6 @@ class ToolAggregate:
     errors: int = 0
     errors_retryable: int = 0
     retries: int = 0
-    runs: int = 0
     latency: Counter[int] = field(default_factory=Counter)
 
     def __add__(self, other: ToolAggregate) -> ToolAggregate:
@@ -96,7 +95,6 @@ class ToolAggregate:
             errors=self.errors + other.errors,
             errors_retryable=self.errors_retryable + other.errors_retryable,
             retries=self.retries + other.retries,
-            runs=self.runs + other.runs,
             latency=self.latency + other.latency,
         )
 

@@ -5,15 +5,24 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 from tuneloop.analysis.metrics import GroupBy, RunAggregate, ToolAggregate
 from tuneloop.errors import InvalidInputError, NotFoundError
 from tuneloop.store.ingest import decode_payload
-from tuneloop.store.schema import METRICS_INDEX_COLUMNS, feedback, runs, spans, tool_calls
+from tuneloop.store.schema import (
+    METRICS_INDEX_COLUMNS,
+    TOOL_METRICS_INDEX_COLUMNS,
+    feedback,
+    runs,
+    spans,
+    tool_calls,
+)
 from tuneloop.telemetry.model import STATUS_CODES, STATUS_NAMES
 
 MAX_PAGE = 500
@@ -318,54 +327,93 @@ class Queries:
     def tool_aggregates(
         self, project_id: str, where: RunFilter, group_by: tuple[GroupBy, ...], *, bucket_ms: int
     ) -> dict[tuple[Any, ...], ToolAggregate]:
-        """Tool-call aggregates per group; run columns come from the run's fact row."""
-        keys = [
-            tool_calls.c.tool if name == "tool" else _group_column(name, bucket_ms)
-            for name in group_by
-        ]
+        """Tool-call aggregates per group, from one scan grouped by group and latency bucket.
+
+        Time (the ``since`` / ``until`` window and time buckets) is the tool call's own
+        start. Tool calls of runs without a root yet are left out, as those runs are.
+        """
+        dialect = self._engine.dialect.name
+        run_only = (where.outcome, where.unit_id, where.session_id)
+        if where.attributes or any(value is not None for value in run_only):
+            # These filters need the run row; the identity columns then come from it too.
+            grouping = [
+                _tool_group_column(name, bucket_ms)
+                if name in ("tool", "time")
+                else _group_column(name, bucket_ms)
+                for name in group_by
+            ]
+            picks, bucket_at = [*range(len(grouping))], len(grouping)
+            grouping.append(tool_calls.c.latency_bucket)
+            conds = _conditions(
+                project_id, replace(where, since_ms=None, until_ms=None), dialect=dialect
+            )
+            source: Any = tool_calls.join(
+                runs,
+                sa.and_(
+                    runs.c.project_id == tool_calls.c.project_id,
+                    runs.c.trace_id == tool_calls.c.trace_id,
+                ),
+            )
+        else:
+            # Each tool call carries its run's identity: no join. Grouped by the leading
+            # columns of ix_tool_calls_metrics, in its order, SQLite aggregates while it
+            # scans that covering index; the requested groups are summed from those below.
+            grouping, picks, bucket_at = _tool_index_grouping(group_by, bucket_ms)
+            conds = [
+                tool_calls.c.project_id == project_id,
+                tool_calls.c.agent.is_not(None)
+                if where.agent is None
+                else tool_calls.c.agent == where.agent,
+            ]
+            for column, value in (
+                ("config_version", where.version),
+                ("variant", where.variant),
+                ("experiment", where.experiment),
+            ):
+                if value is not None:
+                    conds.append(_plain_filter(tool_calls.c[column], dialect) == value)
+            source = tool_calls
+        if where.since_ms is not None:
+            conds.append(tool_calls.c.started_ms >= where.since_ms)
+        if where.until_ms is not None:
+            conds.append(tool_calls.c.started_ms < where.until_ms)
         errors = sa.func.sum(sa.case((tool_calls.c.status == "error", 1), else_=0))
         retryable = sa.func.sum(
             sa.case((sa.and_(tool_calls.c.status == "error", tool_calls.c.retryable), 1), else_=0)
         )
         query = (
             sa.select(
-                *keys,
-                tool_calls.c.latency_bucket,
-                sa.func.count(),
-                errors,
-                retryable,
-                sa.func.sum(tool_calls.c.retries),
-                sa.func.count(sa.distinct(tool_calls.c.trace_id)),
+                *grouping, sa.func.count(), errors, retryable, sa.func.sum(tool_calls.c.retries)
             )
-            .select_from(
-                tool_calls.join(
-                    runs,
-                    sa.and_(
-                        runs.c.project_id == tool_calls.c.project_id,
-                        runs.c.trace_id == tool_calls.c.trace_id,
-                    ),
-                )
-            )
-            .where(*_conditions(project_id, where, dialect=self._engine.dialect.name))
-            .group_by(*keys, tool_calls.c.latency_bucket)
+            .select_from(source)
+            .where(*conds)
+            .group_by(*grouping)
         )
-        out: dict[tuple[Any, ...], ToolAggregate] = {}
-        width = len(keys)
+        sums: dict[tuple[Any, ...], list[int]] = {}
+        latency: dict[tuple[Any, ...], Counter[int]] = {}
+        width = len(grouping)
         with self._engine.connect() as conn:
             for row in conn.execute(query):
-                key = tuple(row[:width])
-                bucket, count, errs, retry_errs, retries, run_count = row[width:]
-                part = ToolAggregate(
-                    calls=count,
-                    errors=int(errs or 0),
-                    errors_retryable=int(retry_errs or 0),
-                    retries=int(retries or 0),
-                    runs=int(run_count or 0),
-                    latency=Counter({bucket: count}),
-                )
-                current = out.get(key)
-                out[key] = part if current is None else current + part
-        return out
+                key = tuple(row[i] for i in picks)
+                count, *values = row[width:]
+                total = sums.get(key)
+                if total is None:
+                    total = sums[key] = [0] * (len(values) + 1)
+                    latency[key] = Counter()
+                total[0] += count
+                for i, value in enumerate(values, 1):
+                    total[i] += int(value or 0)
+                latency[key][row[bucket_at]] += count
+        return {
+            key: ToolAggregate(
+                calls=total[0],
+                errors=total[1],
+                errors_retryable=total[2],
+                retries=total[3],
+                latency=latency[key],
+            )
+            for key, total in sums.items()
+        }
 
     def usage(self, project_id: str) -> dict[str, int]:
         """How much a project stores: spans, runs (with a root) and tool calls."""
@@ -403,6 +451,56 @@ class Queries:
 
 # The columns of ix_runs_metrics between project_id and latency_bucket, in index order.
 _METRICS_GROUPING = METRICS_INDEX_COLUMNS[1 : METRICS_INDEX_COLUMNS.index("latency_bucket")]
+
+
+# The columns of ix_tool_calls_metrics tool metrics group by, in index order.
+_TOOL_METRICS_GROUPING = TOOL_METRICS_INDEX_COLUMNS[1 : TOOL_METRICS_INDEX_COLUMNS.index("status")]
+_TOOL_GROUP_COLUMNS: dict[GroupBy, str] = {
+    "agent": "agent",
+    "version": "config_version",
+    "variant": "variant",
+    "experiment": "experiment",
+    "tool": "tool",
+}
+
+
+def _tool_index_grouping(
+    group_by: tuple[GroupBy, ...], bucket_ms: int
+) -> tuple[list[Any], list[int], int]:
+    """GROUP BY columns on tool_calls alone, the requested groups' places, the bucket's.
+
+    The leading columns of ix_tool_calls_metrics down to the last one requested (at
+    least down to the latency bucket), then the time bucket if requested.
+    """
+    wanted = [_TOOL_GROUP_COLUMNS[name] for name in group_by if name != "time"]
+    last = max(_TOOL_METRICS_GROUPING.index(name) for name in [*wanted, "latency_bucket"])
+    names = list(_TOOL_METRICS_GROUPING[: last + 1])
+    grouping = [tool_calls.c[name] for name in names]
+    if "time" in group_by:
+        names.append("time")
+        grouping.append(_tool_group_column("time", bucket_ms))
+    picks = [
+        names.index("time" if name == "time" else _TOOL_GROUP_COLUMNS[name]) for name in group_by
+    ]
+    return grouping, picks, names.index("latency_bucket")
+
+
+def _plain_filter(column: sa.Column[Any], dialect: str) -> Any:
+    """``column`` for an equality that SQLite must not treat as fixing the column's value.
+
+    SQLite then drops the column from the GROUP BY order it checks the index against,
+    finds the index's next columns out of order and sorts every row; ``+column`` (a
+    no-op) keeps the term a plain filter and the scan in index order.
+    """
+    if dialect != "sqlite":
+        return column
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
+def _tool_group_column(name: GroupBy, bucket_ms: int) -> Any:
+    if name == "time":
+        return (tool_calls.c.started_ms // bucket_ms) * bucket_ms
+    return tool_calls.c[_TOOL_GROUP_COLUMNS[name]]
 
 
 def _group_column(name: GroupBy, bucket_ms: int) -> Any:

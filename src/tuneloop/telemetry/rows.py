@@ -106,6 +106,11 @@ def prepare(project_id: str, batch: Sequence[NormalizedSpan]) -> PreparedSpans:
                 bucket_of(tool.duration_ms),
                 tool.retries,
                 tool.started_ms,
+                # The run's identity: ingest copies it from the root span when it is known.
+                None,
+                None,
+                None,
+                None,
             )
         )
         tool_error = tool is not None and tool.status == "error"
