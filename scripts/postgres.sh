@@ -8,6 +8,10 @@ DB=tuneloop_test
 URL="postgresql+psycopg://${ROLE}:${ROLE}@127.0.0.1:5432/${DB}"
 say() { echo "postgres.sh: $*" >&2; }
 
+# Only the URL goes to stdout: the caller captures it. Everything the tools below print
+# (pg_ctlcluster says "Removed stale pid file." after an unclean stop) goes to stderr.
+exec 3>&1 1>&2
+
 as_postgres() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -n -u postgres "$@"; fi
 }
@@ -26,7 +30,7 @@ if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main"' | grep -q 
 fi
 if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" && $4 == "online"' | grep -q .; then
   say "starting cluster $version/main"
-  pg_ctlcluster "$version" main start
+  pg_ctlcluster "$version" main start 3>&-  # the server must not hold the URL pipe open
 fi
 for _ in $(seq 1 60); do
   pg_isready -q -h 127.0.0.1 -p 5432 && break
@@ -40,4 +44,4 @@ fi
 if ! as_postgres psql -tAc "SELECT 1 FROM pg_database WHERE datname='${DB}'" | grep -q 1; then
   as_postgres createdb -O "${ROLE}" "${DB}"
 fi
-echo "$URL"
+echo "$URL" >&3
