@@ -397,20 +397,20 @@ def stored_runs(db: Path) -> int:
 
 
 def storage(db: Path) -> str:
-    """Database size, tool-call rows and the metrics indexes' sizes per run."""
+    """Database size, tool-call rows and the metric rollups' sizes per run."""
     size = sqlite_bytes(db)
     runs_ = stored_runs(db)
     with contextlib.closing(sqlite3.connect(db)) as conn:
         tools = conn.execute("SELECT count(*) FROM tool_calls").fetchone()[0]
         sizes = []
-        for index in ("ix_runs_metrics", "ix_tool_calls_metrics"):
+        for index in ("run_rollups", "tool_rollups"):
             try:
                 sql = "SELECT sum(pgsize) FROM dbstat WHERE name = ?"
                 pages = conn.execute(sql, (index,)).fetchone()[0]
             except sqlite3.OperationalError:  # SQLite built without the dbstat table
                 pages = None
             per_run = f"{pages / runs_:.0f} bytes/run" if pages and runs_ else "n/a"
-            sizes.append(f"index {index}: {per_run}")
+            sizes.append(f"table {index}: {per_run}")
     return (
         f"database: {size / 1e6:,.0f} MB ({size / runs_:,.0f} bytes/run), {tools:,} tool calls, "
         f"spans table empty; " + "; ".join(sizes)

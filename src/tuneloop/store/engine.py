@@ -54,6 +54,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def head_revision() -> str:
+    """The newest schema revision this tuneloop knows."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", _MIGRATIONS)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (idempotent)."""
     config = Config()

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tuneloop.errors import StoreBusyError, StoreError
+from tuneloop.store.rollups import RUN_COUNTERS, RUN_STATE_COLUMNS, RollupDelta
 from tuneloop.store.schema import runs, spans, tool_calls
 from tuneloop.telemetry.model import NormalizedSpan
 from tuneloop.telemetry.rows import PreparedSpans, decode_payload, encode_payload, prepare
@@ -105,11 +106,37 @@ def write_prepared(conn: sa.Connection, batch: PreparedSpans) -> WriteResult:
         if root is not None:
             row.update(root)
             row["has_root"] = True
-    tool_rows = _tool_rows(conn, batch, fresh, runs_by_trace, earlier)
+    # Only a trace with spans from an earlier request has a stored run.
+    stored = _stored_runs(
+        conn,
+        batch.project_id,
+        sorted(trace_id for trace_id in earlier if trace_id in runs_by_trace),
+    )
+    rollups = RollupDelta(batch.project_id)
+    for trace_id, row in runs_by_trace.items():
+        before = stored.get(trace_id)
+        rollups.add_run(before, -1)
+        rollups.add_run(_after(before, row), +1)
+    tool_rows = _tool_rows(conn, batch, fresh, runs_by_trace, stored, rollups)
     if tool_rows:
         conn.exec_driver_sql(_bulk_insert(conn, tool_calls), tool_rows)
     _upsert_runs(conn, list(runs_by_trace.values()))
+    rollups.write(conn)
     return WriteResult(len(fresh), len(batch) - len(fresh))
+
+
+def _after(before: dict[str, Any] | None, change: dict[str, Any]) -> dict[str, Any]:
+    """A run's state after ``change`` (this request's row for it) is upserted."""
+    if before is None:
+        return change
+    after = dict(before)
+    for name in RUN_COUNTERS:
+        after[name] += change[name]
+    if change["has_root"]:
+        for name in RUN_STATE_COLUMNS:
+            if name not in RUN_COUNTERS:
+                after[name] = change[name]
+    return after
 
 
 # The run identity every tool_calls row carries; its last columns, in this order.
@@ -130,41 +157,45 @@ def _tool_rows(
     batch: PreparedSpans,
     fresh: list[int],
     runs_by_trace: dict[str, dict[str, Any]],
-    earlier: set[str],
+    stored: dict[str, dict[str, Any]],
+    rollups: RollupDelta,
 ) -> list[tuple[Any, ...]]:
     """The fresh tool rows, each with its run's identity once a root has been seen.
 
     The identity comes from a root in this request, else from the stored run. Tool
     calls stored before their root arrives get it now (so do those of a run whose root
     is replaced, as the run row's identity is): every tool row says what its run says.
+    Tool calls count in the rollups from the moment they carry an identity.
     """
-    # Only a trace with spans from an earlier request has a stored root or tool calls.
-    lookup = sorted(
-        trace_id
-        for trace_id in earlier
-        if (run := runs_by_trace.get(trace_id)) is not None
-        and (run["has_root"] or run["tool_calls"])
-    )
-    stored: dict[str, tuple[Any, ...]] = {}
-    restamp: list[dict[str, Any]] = []
-    for trace_id, has_root, stored_tools, *names in _stored_identities(
-        conn, batch.project_id, lookup
-    ):
+    known: dict[str, tuple[Any, ...]] = {}
+    restamp: dict[str, tuple[Any, ...]] = {}
+    for trace_id, before in stored.items():
         run = runs_by_trace[trace_id]
-        new = [run[name] for name in _TOOL_IDENTITY]
+        names = tuple(before[name] for name in _TOOL_IDENTITY)
         if not run["has_root"]:
-            if has_root:
-                stored[trace_id] = tuple(names)
-        elif stored_tools and (not has_root or names != new):
-            restamp.append(
+            if before["has_root"]:
+                known[trace_id] = names
+            continue
+        new = tuple(run[name] for name in _TOOL_IDENTITY)
+        if before["tool_calls"] and (not before["has_root"] or names != new):
+            restamp[trace_id] = new
+    if restamp:
+        for stored_call in _stored_tool_calls(conn, batch.project_id, sorted(restamp)):
+            trace_id, tool, status, retryable, retries, bucket, started_ms, *old = stored_call
+            facts = (status == "error", bool(retryable), retries)
+            rollups.add_tool(tuple(old), tool, started_ms, bucket, facts, -1)
+            rollups.add_tool(restamp[trace_id], tool, started_ms, bucket, facts)
+        conn.execute(
+            _RESTAMP_TOOLS,
+            [
                 {
                     "b_project_id": batch.project_id,
                     "b_trace_id": trace_id,
                     **{f"b_{name}": value for name, value in zip(_TOOL_IDENTITY, new, strict=True)},
                 }
-            )
-    if restamp:
-        conn.execute(_RESTAMP_TOOLS, restamp)
+                for trace_id, new in restamp.items()
+            ],
+        )
     rows: list[tuple[Any, ...]] = []
     for i in fresh:
         row = batch.tool_rows[i]
@@ -173,34 +204,70 @@ def _tool_rows(
         trace_id = batch.keys[i][0]
         run = runs_by_trace[trace_id]
         if run["has_root"]:
-            identity = (run["agent"], run["config_version"], run["experiment"], run["variant"])
-            rows.append(row[:_TOOL_FACTS] + identity)
-        elif (known := stored.get(trace_id)) is not None:
-            rows.append(row[:_TOOL_FACTS] + known)
+            identity: tuple[Any, ...] | None = tuple(run[name] for name in _TOOL_IDENTITY)
         else:
+            identity = known.get(trace_id)
+        if identity is None:
             rows.append(row)
+            continue
+        rows.append(row[:_TOOL_FACTS] + identity)
+        rollups.add_tool(
+            identity,
+            row[_TOOL_NAME],
+            row[_TOOL_STARTED],
+            row[_TOOL_BUCKET],
+            (row[_TOOL_STATUS] == "error", bool(row[_TOOL_RETRYABLE]), row[_TOOL_RETRIES]),
+        )
     return rows
 
 
-_STORED_IDENTITIES = sa.select(
-    runs.c.trace_id,
-    runs.c.has_root,
-    runs.c.tool_calls,
-    *(runs.c[name] for name in _TOOL_IDENTITY),
-).where(
+_TOOL_COLUMNS = [column.name for column in tool_calls.columns]
+_TOOL_NAME = _TOOL_COLUMNS.index("tool")
+_TOOL_STATUS = _TOOL_COLUMNS.index("status")
+_TOOL_RETRYABLE = _TOOL_COLUMNS.index("retryable")
+_TOOL_RETRIES = _TOOL_COLUMNS.index("retries")
+_TOOL_BUCKET = _TOOL_COLUMNS.index("latency_bucket")
+_TOOL_STARTED = _TOOL_COLUMNS.index("started_ms")
+
+_STORED_RUNS = sa.select(runs.c.trace_id, *(runs.c[name] for name in RUN_STATE_COLUMNS)).where(
     runs.c.project_id == sa.bindparam("project_id"),
     runs.c.trace_id.in_(sa.bindparam("trace_ids", expanding=True)),
 )
+_STORED_TOOL_CALLS = sa.select(
+    tool_calls.c.trace_id,
+    tool_calls.c.tool,
+    tool_calls.c.status,
+    tool_calls.c.retryable,
+    tool_calls.c.retries,
+    tool_calls.c.latency_bucket,
+    tool_calls.c.started_ms,
+    *(tool_calls.c[name] for name in _TOOL_IDENTITY),
+).where(
+    tool_calls.c.project_id == sa.bindparam("project_id"),
+    tool_calls.c.trace_id.in_(sa.bindparam("trace_ids", expanding=True)),
+)
 
 
-def _stored_identities(
+def _stored_runs(
+    conn: sa.Connection, project_id: str, trace_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The stored state (identity and counters) of these runs, by trace id."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(trace_ids), _TRACE_CHUNK):
+        chunk = trace_ids[start : start + _TRACE_CHUNK]
+        for row in conn.execute(_STORED_RUNS, {"project_id": project_id, "trace_ids": chunk}):
+            found[row[0]] = dict(zip(RUN_STATE_COLUMNS, row[1:], strict=True))
+    return found
+
+
+def _stored_tool_calls(
     conn: sa.Connection, project_id: str, trace_ids: list[str]
 ) -> list[tuple[Any, ...]]:
-    """(trace id, has root, tool calls, agent, version, experiment, variant) of stored runs."""
+    """(trace id, tool, status, retryable, retries, bucket, start, identity…) of stored calls."""
     found: list[tuple[Any, ...]] = []
     for start in range(0, len(trace_ids), _TRACE_CHUNK):
         chunk = trace_ids[start : start + _TRACE_CHUNK]
-        rows = conn.execute(_STORED_IDENTITIES, {"project_id": project_id, "trace_ids": chunk})
+        rows = conn.execute(_STORED_TOOL_CALLS, {"project_id": project_id, "trace_ids": chunk})
         found.extend(tuple(row) for row in rows)
     return found
 

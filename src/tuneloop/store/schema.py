@@ -5,6 +5,8 @@ Migrations in ``migrations/versions`` create exactly this; a test compares them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -53,17 +55,6 @@ spans = sa.Table(
     sa.Column("payload", sa.LargeBinary, nullable=False),
 )
 
-# Every column run metrics read, led by the columns Queries.run_aggregates groups by,
-# in that order: SQLite then aggregates while it scans this index instead of reading the
-# wide rows and sorting all of them (2.4 s -> 0.6 s for an agent's 700,000 runs). It costs
-# about 100 bytes per run.
-METRICS_INDEX_COLUMNS = (
-    "project_id", "agent", "config_version", "experiment", "variant", "latency_bucket",
-    "has_root", "started_ms", "outcome", "status", "error_type", "llm_calls", "input_tokens",
-    "output_tokens", "cost_usd", "root_input_tokens", "root_output_tokens", "root_cost_usd",
-    "tool_calls", "tool_errors", "tool_errors_retryable",
-)  # fmt: skip
-
 # One fact row per run (trace). Child spans add to the counters; the root span sets the
 # identity columns, whichever arrives first.
 runs = sa.Table(
@@ -99,17 +90,7 @@ runs = sa.Table(
     sa.Column("attributes", sa.JSON, nullable=True),
     sa.Index("ix_runs_agent_time", "project_id", "agent", "started_ms"),
     sa.Index("ix_runs_time", "project_id", "started_ms"),
-    sa.Index("ix_runs_metrics", *METRICS_INDEX_COLUMNS),
 )
-
-# Every column tool metrics read, led by the columns Queries.tool_aggregates groups by,
-# in that order, so SQLite aggregates an agent's tool calls while it scans this index
-# (by tool for an agent's 1.5 million calls: 11.9 s joined with runs, 0.4-0.7 s here).
-# Tool and latency bucket come first: by tool, the common case, groups by two columns.
-TOOL_METRICS_INDEX_COLUMNS = (
-    "project_id", "agent", "tool", "latency_bucket", "config_version", "experiment", "variant",
-    "status", "retryable", "retries", "started_ms",
-)  # fmt: skip
 
 # One fact row per tool call. The run's identity (agent … variant) is copied from its root
 # span so tool metrics need no join with ``runs``; it stays NULL until the root arrives.
@@ -131,7 +112,56 @@ tool_calls = sa.Table(
     sa.Column("config_version", sa.String(128), nullable=True),
     sa.Column("experiment", sa.String(256), nullable=True),
     sa.Column("variant", sa.String(256), nullable=True),
-    sa.Index("ix_tool_calls_metrics", *TOOL_METRICS_INDEX_COLUMNS),
+    sa.Index("ix_tool_calls_time", "project_id", "started_ms"),
+)
+
+# Hourly rollups that metrics read instead of every fact row, maintained by ingest in the
+# fact rows' transaction (store/rollups.py). Keyed by the run's identity, the hour of its
+# start and its latency bucket, so they hold latency histograms too. A run (or tool
+# call) counts once its root span has set its identity. Identity columns absent on the
+# run are stored as '' (key columns cannot be NULL); ingest never stores '' there.
+
+
+def _rollup_key_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("project_id", sa.String(64), primary_key=True),
+        sa.Column("agent", sa.String(256), primary_key=True),
+        sa.Column("config_version", sa.String(128), primary_key=True),
+        sa.Column("experiment", sa.String(256), primary_key=True),
+        sa.Column("variant", sa.String(256), primary_key=True),
+    ]
+
+
+run_rollups = sa.Table(
+    "run_rollups",
+    metadata,
+    *_rollup_key_columns(),
+    sa.Column("hour_ms", sa.BigInteger, primary_key=True),
+    sa.Column("latency_bucket", sa.Integer, primary_key=True),
+    sa.Column("runs", sa.BigInteger, nullable=False),
+    sa.Column("successes", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.BigInteger, nullable=False),
+    sa.Column("escalations", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("tool_calls", sa.BigInteger, nullable=False),
+    sa.Column("tool_errors", sa.BigInteger, nullable=False),
+    sa.Column("tool_errors_retryable", sa.BigInteger, nullable=False),
+)
+
+tool_rollups = sa.Table(
+    "tool_rollups",
+    metadata,
+    *_rollup_key_columns(),
+    sa.Column("tool", sa.String(256), primary_key=True),
+    sa.Column("hour_ms", sa.BigInteger, primary_key=True),
+    sa.Column("latency_bucket", sa.Integer, primary_key=True),
+    sa.Column("calls", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("errors_retryable", sa.BigInteger, nullable=False),
+    sa.Column("retries", sa.BigInteger, nullable=False),
 )
 
 feedback = sa.Table(
