@@ -8,8 +8,9 @@ the ``runs`` and ``tool_calls`` tables with executemany, because the full ingest
 for a million. The direct rows are checked against the real ingest: a sample of runs
 is also written as ``NormalizedSpan`` objects through ``prepare`` and ``write_prepared``
 into a scratch database (half of them with the root in a later request than its
-children), and both sets of rows must be identical. The ``spans`` table
-stays empty: the metrics endpoint reads facts only.
+children), and both sets of rows must be identical. The hourly rollups
+that ingest keeps are computed with ingest's own code (``RollupDelta``) and checked the
+same way. The ``spans`` table stays empty: the metrics endpoint reads facts only.
 See benchmarks/README.md for what each figure means.
 """
 
@@ -39,6 +40,7 @@ from tuneloop.analysis.quantiles import bucket_of
 from tuneloop.store import Store, create_store_engine
 from tuneloop.store.ingest import prepare, write_prepared
 from tuneloop.store.queries import Queries, RunFilter
+from tuneloop.store.rollups import RollupDelta
 from tuneloop.store.schema import runs, tool_calls
 from tuneloop.telemetry.model import STATUS_CODES, LlmUsage, NormalizedSpan, RootFacts, ToolFact
 
@@ -339,12 +341,15 @@ def load(db: Path, count: int, *, seed: int) -> list[Run]:
         conn.execute("PRAGMA cache_size=-1000000")
         run_rows: list[tuple[Any, ...]] = []
         tool_rows: list[tuple[Any, ...]] = []
+        # The hourly rollups ingest keeps, accumulated with ingest's own code.
+        rollups = RollupDelta(PROJECT)
         for i, run in enumerate(draw_runs(count, seed=seed, end_ms=end_ms), 1):
             if len(sample) < CHECK_RUNS:
                 sample.append(run)
             run_row, tools = fact_rows(PROJECT, run)
             run_rows.append(run_row)
             tool_rows.extend(tools)
+            add_rollups(rollups, run_row, tools)
             if len(run_rows) == CHUNK or i == count:
                 with conn:
                     conn.executemany(_insert(runs), run_rows)
@@ -353,8 +358,18 @@ def load(db: Path, count: int, *, seed: int) -> list[Run]:
                 tool_rows.clear()
             if i % 250_000 == 0:
                 print(f"  {i:,} runs loaded", flush=True)
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as sa_conn:
+        rollups.write(sa_conn)
+    engine.dispose()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return sample
+
+
+RUN_COLUMNS = [column.name for column in runs.columns]
+TOOL_COLUMNS = [column.name for column in tool_calls.columns]
+TOOL_IDENTITY = ("agent", "config_version", "experiment", "variant")
 
 
 def check_rows_match_ingest(db: Path, sample: list[Run], scratch: Path) -> None:
@@ -387,6 +402,39 @@ def check_rows_match_ingest(db: Path, sample: list[Run], scratch: Path) -> None:
                 (a, b) for a, b in zip([*loaded, ""], [*ingested, ""], strict=True) if a != b
             )
             raise RuntimeError(f"{table} rows differ from the ingest path's:\n{diff[0]}\n{diff[1]}")
+    # The loader's rollups for the sample must equal what ingest kept for it.
+    expected = sample_rollups(sample)
+    with contextlib.closing(sqlite3.connect(scratch)) as conn:
+        for table, want in (("run_rollups", expected.runs), ("tool_rollups", expected.tools)):
+            rows = conn.execute(f"SELECT * FROM {table}").fetchall()
+            kept = {tuple(row[1 : -len(next(iter(want.values())))]): row for row in rows}
+            width = len(next(iter(want.values())))
+            have = {key: [round(v, 9) for v in row[-width:]] for key, row in kept.items()}
+            wanted = {key: [round(v, 9) for v in values] for key, values in want.items()}
+            if have != wanted:
+                raise RuntimeError(f"{table} differs from the ingest path's")
+
+
+def sample_rollups(sample: list[Run]) -> RollupDelta:
+    """The rollups the loader computes, for the sample runs only."""
+    rollups = RollupDelta(PROJECT)
+    for run in sample:
+        add_rollups(rollups, *fact_rows(PROJECT, run))
+    return rollups
+
+
+def add_rollups(rollups: RollupDelta, run_row: tuple[Any, ...], tools: list[Any]) -> None:
+    """Add one loaded run and its tool calls to the rollups, with ingest's own code."""
+    rollups.add_run(dict(zip(RUN_COLUMNS, run_row, strict=True)))
+    for tool_row in tools:
+        call = dict(zip(TOOL_COLUMNS, tool_row, strict=True))
+        rollups.add_tool(
+            tuple(call[name] for name in TOOL_IDENTITY),
+            call["tool"],
+            call["started_ms"],
+            call["latency_bucket"],
+            (call["status"] == "error", bool(call["retryable"]), call["retries"]),
+        )
 
 
 def stored_runs(db: Path) -> int:
