@@ -44,6 +44,9 @@ bench: install
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/metrics_query.py
 	$(BIN)/python benchmarks/sdk_overhead.py
+	$(BIN)/python benchmarks/config_resolve.py
+	$(BIN)/python benchmarks/eval_runner.py
+	$(BIN)/python benchmarks/stats_engine.py
 
 clean:
 	rm -rf $(VENV) .tuneloop .pytest_cache .mypy_cache .ruff_cache

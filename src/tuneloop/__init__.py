@@ -6,9 +6,11 @@ never imported from here, so ``import tuneloop`` stays light.
 
 from tuneloop._version import __version__
 from tuneloop.clock import Clock, FakeClock, SystemClock
+from tuneloop.config.model import AgentConfig
 from tuneloop.errors import (
     AuthError,
     ConfigError,
+    ConflictError,
     InvalidInputError,
     MalformedPayloadError,
     NotFoundError,
@@ -22,14 +24,27 @@ from tuneloop.errors import (
     TuneloopError,
     UsageError,
 )
-from tuneloop.sdk import Client, ClientStats, Guardrail, LlmCall, RetryPolicy, Run, ToolCall
+from tuneloop.sdk import (
+    Client,
+    ClientStats,
+    ConfigStats,
+    Guardrail,
+    LlmCall,
+    ResolvedConfig,
+    RetryPolicy,
+    Run,
+    ToolCall,
+)
 
 __all__ = [
+    "AgentConfig",
     "AuthError",
     "Client",
     "ClientStats",
     "Clock",
     "ConfigError",
+    "ConfigStats",
+    "ConflictError",
     "FakeClock",
     "Guardrail",
     "InvalidInputError",
@@ -39,6 +54,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "ProviderError",
+    "ResolvedConfig",
     "RetryPolicy",
     "Run",
     "RuntimeFailure",

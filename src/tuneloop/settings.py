@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tuneloop.errors import ConfigError
@@ -66,6 +67,11 @@ class Settings(BaseSettings):
     # Client side: where the CLI and SDK find the server.
     url: str = "http://127.0.0.1:4318"
     api_key: str | None = None
+    # Where the SDK keeps the last agent state it fetched; default: HOME/state.
+    state_dir: Path | None = None
+    # Signs dashboard session cookies; default: a random key kept in HOME/secret_key.
+    # Server replicas behind one load balancer need the same key.
+    secret_key: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -82,6 +88,54 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'tuneloop.db'}"
+
+    def resolved_state_dir(self) -> Path:
+        """Where the SDK keeps agent state documents: ``state_dir`` or ``home/state``."""
+        return self.state_dir if self.state_dir is not None else self.home / "state"
+
+    def resolved_secret_key(self) -> bytes:
+        """The key that signs dashboard sessions: ``secret_key``, else one kept in ``home``.
+
+        The file ``home/secret_key`` is created (mode 0600) on first use and read after;
+        servers sharing ``home`` share it.
+
+        Raises:
+            ConfigError: the file cannot be created or read, or holds too short a key.
+        """
+        if self.secret_key is not None:
+            given = self.secret_key.get_secret_value()
+            if len(given) < 32:
+                raise ConfigError(
+                    f"TUNELOOP_SECRET_KEY is {len(given)} characters long; use at least 32 "
+                    "random ones, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
+            return given.encode()
+        path = self.home / "secret_key"
+        try:
+            if not path.exists():
+                self.home.mkdir(parents=True, exist_ok=True)
+                draft = self.home / f".secret_key.{secrets.token_hex(8)}"
+                fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="ascii") as out:
+                    out.write(secrets.token_urlsafe(48) + "\n")
+                try:
+                    os.link(draft, path)  # atomic: a concurrent first start keeps one key
+                except FileExistsError:
+                    pass
+                finally:
+                    draft.unlink()
+            key = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"cannot keep the session key in {str(path)!r}: {exc}; set TUNELOOP_SECRET_KEY "
+                "or make TUNELOOP_HOME writable"
+            ) from exc
+        if len(key) < 32:
+            raise ConfigError(
+                f"the session key in {str(path)!r} is shorter than 32 characters; delete the "
+                "file to have a new one made, or set TUNELOOP_SECRET_KEY"
+            )
+        return key.encode()
 
     def resolved_ingest_workers(self) -> int:
         """The number of ingest worker processes to start."""

@@ -24,8 +24,10 @@ def test_public_names() -> None:
     assert sorted(tuneloop.sdk.__all__) == [
         "Client",
         "ClientStats",
+        "ConfigStats",
         "Guardrail",
         "LlmCall",
+        "ResolvedConfig",
         "RetryPolicy",
         "Run",
         "ToolCall",

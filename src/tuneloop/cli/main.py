@@ -9,6 +9,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from tuneloop.cli.config_cmd import audit_app, bundle_app, channel_app, config_app
+from tuneloop.cli.eval_cmd import eval_app
 from tuneloop.errors import TuneloopError
 from tuneloop.settings import Settings, load_settings
 
@@ -22,6 +24,11 @@ keys_app = typer.Typer(
     help="Create, list and revoke API keys (run on the server host).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+app.add_typer(config_app, name="config")
+app.add_typer(bundle_app, name="bundle")
+app.add_typer(channel_app, name="channel")
+app.add_typer(audit_app, name="audit")
+app.add_typer(eval_app, name="eval")
 
 console = Console()
 err = Console(stderr=True)

@@ -1,1 +1,1 @@
-"""Agent configuration as data: the config model, bundles, versions, diffs and the state document."""
+"""Agent configuration as data: the config model, bundles, versions, diffs, the state document."""

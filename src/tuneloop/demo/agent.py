@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
+from tuneloop import semconv
 from tuneloop.clock import FakeClock
 from tuneloop.demo.script import GuardrailStep, LlmStep, ScriptedRun, Step, ToolStep
 from tuneloop.errors import ToolError
@@ -17,6 +18,8 @@ from tuneloop.sdk import Client, Run
 AGENT = "support"
 PROVIDER = "openai"
 _NS_PER_MS = 1_000_000
+# The config prompt each model call uses (``prompts.<name>`` of the agent's config).
+_PROMPTS = {"router": "router", "answer": "system"}
 
 
 class ToolUnavailableError(ToolError):
@@ -37,12 +40,17 @@ def play(client: Client, clock: FakeClock, script: ScriptedRun) -> str:
         unit_id=script.unit_id,
         session_id=script.session_id,
         config_version=script.settings.version,
-        attributes={"support.intent": script.routed_intent, "support.turn": script.turn},
+        attributes={"support.turn": script.turn},
     )
     try:
         with run:
             for step in script.steps:
                 _play_step(run, clock, step)
+            if script.misrouted:
+                # The user's reply shows the router was wrong: a correction of its decision.
+                run.set_attribute(semconv.TL_DECISION_STEP, "router")
+                run.set_attribute(semconv.TL_DECISION_CORRECTED, True)
+                run.set_attribute(semconv.TL_DECISION_CORRECTED_VALUE, script.intent)
             run.outcome(script.outcome)
     except ToolUnavailableError:
         pass  # recorded on the run's span: an error and a failed outcome
@@ -71,6 +79,10 @@ def _play_step(run: Run, clock: FakeClock, step: Step) -> None:
                     {"role": "user", "parts": [{"type": "text", "content": step.prompt}]}
                 ],
             ) as call:
+                call.span.set_attribute(semconv.TL_PROMPT_NAME, _PROMPTS[step.purpose])
+                if step.purpose == "router":
+                    call.span.set_attribute(semconv.TL_DECISION_STEP, "router")
+                    call.span.set_attribute(semconv.TL_DECISION_VALUE, step.reply)
                 clock.advance(step.latency_ms)
                 call.usage(input_tokens=step.input_tokens, output_tokens=step.output_tokens)
                 call.response(

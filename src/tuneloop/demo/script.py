@@ -56,9 +56,10 @@ class AgentSettings:
         version: the configuration version runs are tagged with.
         router_model: the model classifying intents.
         router_temperature: the router's sampling temperature; misrouting rises with it.
-        answer_model: the model writing every answer.
+        answer_model: the model writing answers (unless ``answer_routes`` says otherwise).
         refund_approval_usd: refunds above this go to a human (the run escalates).
         tools: per-tool timeout and retry policy.
+        answer_routes: the answer model per routed intent, where it is not ``answer_model``.
     """
 
     version: str = "v1"
@@ -67,10 +68,15 @@ class AgentSettings:
     answer_model: str = "gpt-4o"
     refund_approval_usd: float = 200.0
     tools: Mapping[ToolName, ToolSettings] = field(default_factory=_v1_tools)
+    answer_routes: Mapping[Intent, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def tool(self, name: ToolName) -> ToolSettings:
         """The settings of one tool (defaults if the configuration has none)."""
         return self.tools.get(name, ToolSettings())
+
+    def answer_model_for(self, intent: Intent) -> str:
+        """The model that answers a run routed to ``intent``."""
+        return self.answer_routes.get(intent, self.answer_model)
 
 
 @dataclass(frozen=True, slots=True)

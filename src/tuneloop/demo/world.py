@@ -43,6 +43,7 @@ from tuneloop.errors import InvalidInputError
 # 2026-01-01T00:00:00Z, a start for tests; the demo starts a few hours before now.
 DEFAULT_START_MS = 1_767_225_600_000
 DEFAULT_RUNS_PER_HOUR = 130.0
+LOOKUP_UNAVAILABLE_RATE = 0.08
 _HOUR_MS = 3_600_000.0
 
 _INTENT_WEIGHTS: tuple[float, ...] = (0.40, 0.20, 0.25, 0.15)
@@ -121,6 +122,8 @@ class World:
         seed: the seed of the world's random generator.
         start_ms: simulated time of the first arrival's clock, epoch milliseconds.
         runs_per_hour: the average traffic.
+        lookup_unavailable_rate: the share of ``lookup_order`` attempts answering 503
+            (0 for a world without that fault).
     """
 
     def __init__(
@@ -129,9 +132,15 @@ class World:
         *,
         start_ms: int = DEFAULT_START_MS,
         runs_per_hour: float = DEFAULT_RUNS_PER_HOUR,
+        lookup_unavailable_rate: float = LOOKUP_UNAVAILABLE_RATE,
     ) -> None:
         if runs_per_hour <= 0:
             raise InvalidInputError(f"runs_per_hour must be > 0, got {runs_per_hour}")
+        if not 0.0 <= lookup_unavailable_rate < 1.0:
+            raise InvalidInputError(
+                f"lookup_unavailable_rate must be in [0, 1), got {lookup_unavailable_rate}"
+            )
+        self._lookup_unavailable_rate = lookup_unavailable_rate
         self._rng = random.Random(seed)
         self._sessions_per_ms = runs_per_hour / 1.7 / _HOUR_MS  # 1.7 turns per session
         self._users: list[str] = []
@@ -203,7 +212,7 @@ class World:
         steps += tools
         failed = next((t for t in tools if t.failed), None)
         if failed is None or not failed.fatal:
-            steps.append(self._answer(message, history, tools, settings))
+            steps.append(self._answer(message, history, tools, settings, routed))
         outcome = self._outcome(session, intent != routed, failed, refund_over_limit, steps)
         return ScriptedRun(
             index=self._next_index(),
@@ -282,7 +291,7 @@ class World:
         rng = self._rng
         match tool:
             case "lookup_order":
-                if rng.random() < 0.08:
+                if rng.random() < self._lookup_unavailable_rate:
                     return Attempt(
                         _lognormal(rng, 60, 0.3), "503", True, "order service unavailable"
                     )
@@ -305,14 +314,19 @@ class World:
         return Attempt(latency)
 
     def _answer(
-        self, message: str, history: int, tools: list[ToolStep], settings: AgentSettings
+        self,
+        message: str,
+        history: int,
+        tools: list[ToolStep],
+        settings: AgentSettings,
+        routed: Intent,
     ) -> LlmStep:
         rng = self._rng
         context = sum(_RESULT_TOKENS[t.tool] for t in tools if not t.failed)
         output_tokens = min(600, max(40, round(_lognormal(rng, 150, 0.4))))
         return LlmStep(
             purpose="answer",
-            model=settings.answer_model,
+            model=settings.answer_model_for(routed),
             temperature=0.3,
             input_tokens=_SYSTEM_PROMPT_TOKENS
             + len(message) // 4
@@ -368,6 +382,7 @@ def scripted_runs(
     settings: AgentSettings | None = None,
     start_ms: int = DEFAULT_START_MS,
     runs_per_hour: float = DEFAULT_RUNS_PER_HOUR,
+    lookup_unavailable_rate: float = LOOKUP_UNAVAILABLE_RATE,
 ) -> Iterator[ScriptedRun]:
     """The first ``count`` runs of a world seeded with ``seed``; pure, no I/O.
 
@@ -376,7 +391,12 @@ def scripted_runs(
         [(r.intent, r.outcome) for r in scripted_runs(seed=7, count=3)]
         ```
     """
-    world = World(seed, start_ms=start_ms, runs_per_hour=runs_per_hour)
+    world = World(
+        seed,
+        start_ms=start_ms,
+        runs_per_hour=runs_per_hour,
+        lookup_unavailable_rate=lookup_unavailable_rate,
+    )
     chosen = settings or AgentSettings()
     for _ in range(count):
         yield world.next_run(chosen)

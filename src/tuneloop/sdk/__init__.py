@@ -1,4 +1,4 @@
-"""The tuneloop SDK: trace agent runs to a tuneloop server and send feedback.
+"""The tuneloop SDK: trace agent runs, send feedback, resolve configs and feature flags.
 
 Importing it stays slim: OpenTelemetry, httpx and pydantic, never the server stack.
 """
@@ -6,6 +6,17 @@ Importing it stays slim: OpenTelemetry, httpx and pydantic, never the server sta
 from tuneloop.sdk._http import RetryPolicy
 from tuneloop.sdk._stats import ClientStats
 from tuneloop.sdk.client import Client
+from tuneloop.sdk.config import ConfigStats, ResolvedConfig
 from tuneloop.sdk.spans import Guardrail, LlmCall, Run, ToolCall
 
-__all__ = ["Client", "ClientStats", "Guardrail", "LlmCall", "RetryPolicy", "Run", "ToolCall"]
+__all__ = [
+    "Client",
+    "ClientStats",
+    "ConfigStats",
+    "Guardrail",
+    "LlmCall",
+    "ResolvedConfig",
+    "RetryPolicy",
+    "Run",
+    "ToolCall",
+]

@@ -17,6 +17,7 @@ from tuneloop.errors import StoreBusyError, TuneloopError
 from tuneloop.server.auth import Authenticator
 from tuneloop.server.http_errors import error_body, status_of
 from tuneloop.server.ingest_pool import IngestPreparer
+from tuneloop.server.routers import configs as config_routes
 from tuneloop.server.routers import feedback, health, metrics, otlp, traces
 from tuneloop.settings import Settings, load_settings
 from tuneloop.store import Store
@@ -88,4 +89,5 @@ def create_app(
 
     for router in (health.router, otlp.router, traces.router, metrics.router, feedback.router):
         app.include_router(router)
+    app.include_router(config_routes.router)
     return app

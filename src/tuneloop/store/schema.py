@@ -177,3 +177,240 @@ feedback = sa.Table(
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Index("ix_feedback_trace", "project_id", "trace_id"),
 )
+
+# --- Agent configuration (issue 3; written by store/configs.py, migration 0005) ----------
+# Versions are immutable and content-addressed: ``config`` is the canonical JSON of the
+# effective config and ``version_hash`` its sha256. Channels point at versions of the same
+# agent (a composite foreign key). The audit log is a hash chain per project; its head
+# row records the last append so a cut tail is detected. Flags and allocations feed the
+# agent state document.
+
+config_versions = sa.Table(
+    "config_versions",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(128), primary_key=True),
+    sa.Column("version_hash", sa.String(64), primary_key=True),
+    sa.Column("label", sa.String(64), nullable=False),
+    sa.Column("parents", sa.Text, nullable=False),
+    sa.Column("bundle_id", sa.String(128), nullable=True),
+    sa.Column("bundle_version", sa.String(64), nullable=True),
+    sa.Column("bundle", sa.Text, nullable=True),
+    sa.Column("author", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.UniqueConstraint("project_id", "agent", "label", name="uq_config_versions_label"),
+    sa.Index("ix_config_versions_created", "project_id", "agent", "created_ms"),
+)
+
+config_channels = sa.Table(
+    "config_channels",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(128), primary_key=True),
+    sa.Column("channel", sa.String(64), primary_key=True),
+    sa.Column("version_hash", sa.String(64), nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["project_id", "agent", "version_hash"],
+        ["config_versions.project_id", "config_versions.agent", "config_versions.version_hash"],
+        name="fk_config_channels_version",
+    ),
+)
+
+config_audit = sa.Table(
+    "config_audit",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(64), nullable=True),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("before_hash", sa.String(64), nullable=True),
+    sa.Column("after_hash", sa.String(64), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("row_hash", sa.String(64), nullable=False),
+    sa.Index("ix_config_audit_agent", "project_id", "agent", "seq"),
+)
+
+config_audit_heads = sa.Table(
+    "config_audit_heads",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+)
+
+feature_flags = sa.Table(
+    "feature_flags",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(128), primary_key=True),
+    sa.Column("flag_key", sa.String(128), primary_key=True),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=False),
+)
+
+# One row per running experiment or rollout: an AllocationSpec as JSON (config/allocations.py).
+state_allocations = sa.Table(
+    "state_allocations",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("alloc_key", sa.String(256), primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+)
+# --- end of agent configuration tables ---------------------------------------------------
+
+# --- Eval runs and gate verdicts (issue 6; written by store/evals.py, migration 0006) -----
+# An eval run is stored whole as a JSON document, with the columns lists and filters need
+# beside it. A run linked to a stored version (its config hash, or the version it was
+# uploaded for) records its gate verdict per (version, stage): the latest run wins.
+
+eval_runs = sa.Table(
+    "eval_runs",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("suite", sa.String(256), nullable=False),
+    sa.Column("stage", sa.String(64), nullable=False),
+    sa.Column("version_label", sa.String(128), nullable=True),
+    sa.Column("version_hash", sa.String(64), nullable=True),
+    sa.Column("config_hash", sa.String(64), nullable=True),
+    sa.Column("passed", sa.Boolean, nullable=True),
+    sa.Column("pass_rate", sa.Float, nullable=False),
+    sa.Column("case_count", sa.Integer, nullable=False),
+    sa.Column("started_ms", sa.BigInteger, nullable=False),
+    sa.Column("finished_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["project_id", "agent", "version_hash"],
+        ["config_versions.project_id", "config_versions.agent", "config_versions.version_hash"],
+        name="fk_eval_runs_version",
+    ),
+    sa.Index("ix_eval_runs_version", "project_id", "agent", "version_hash", "created_ms"),
+    sa.Index("ix_eval_runs_suite", "project_id", "suite", "created_ms"),
+    sa.Index("ix_eval_runs_created", "project_id", "created_ms"),
+)
+
+eval_gate_verdicts = sa.Table(
+    "eval_gate_verdicts",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(128), primary_key=True),
+    sa.Column("version_hash", sa.String(64), primary_key=True),
+    sa.Column("stage", sa.String(64), primary_key=True),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("suite", sa.String(256), nullable=False),
+    sa.Column("finished_ms", sa.BigInteger, nullable=False),
+    sa.Column("recorded_ms", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["project_id", "agent", "version_hash"],
+        ["config_versions.project_id", "config_versions.agent", "config_versions.version_hash"],
+        name="fk_eval_gate_verdicts_version",
+    ),
+    sa.ForeignKeyConstraint(
+        ["project_id", "run_id"],
+        ["eval_runs.project_id", "eval_runs.run_id"],
+        name="fk_eval_gate_verdicts_run",
+    ),
+)
+# --- end of eval tables -------------------------------------------------------------------
+
+# --- Agent runtime (issue 5; written by store/runtime_state.py, migration 0007) ----------
+# A run's checkpoint is one row, rewritten after every step: ``data`` is its JSON state
+# and ``version`` a compare-and-set counter, so two processes never continue one run.
+# The ledger records the results of side-effecting tool calls by idempotency key (first
+# write wins); the cache holds response and tool results shared across processes; review
+# items are runs or tool calls awaiting a human; session usage adds up every run's spend.
+
+runtime_checkpoints = sa.Table(
+    "runtime_checkpoints",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("session_id", sa.String(256), nullable=True),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_runtime_checkpoints_state", "project_id", "agent", "state"),
+)
+
+runtime_ledger = sa.Table(
+    "runtime_ledger",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("idem_key", sa.String(128), primary_key=True),
+    sa.Column("tool", sa.String(128), nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("recorded_ms", sa.BigInteger, nullable=False),
+)
+
+runtime_cache = sa.Table(
+    "runtime_cache",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("cache_key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("stored_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_ms", sa.BigInteger, nullable=True),
+    sa.Index("ix_runtime_cache_expires", "project_id", "expires_ms"),
+)
+
+review_items = sa.Table(
+    "review_items",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("review_id", sa.String(32), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("tool", sa.String(128), nullable=True),
+    sa.Column("call_id", sa.String(128), nullable=True),
+    sa.Column("hop", sa.String(16), nullable=True),
+    sa.Column("arguments", sa.Text, nullable=True),
+    sa.Column("content", sa.Text, nullable=True),
+    sa.Column("trace_id", sa.String(32), nullable=True),
+    sa.Column("session_id", sa.String(256), nullable=True),
+    sa.Column("reviewer", sa.String(256), nullable=True),
+    sa.Column("decision_reason", sa.Text, nullable=True),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("decided_ms", sa.BigInteger, nullable=True),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Index("ix_review_items_status", "project_id", "status", "created_ms"),
+    sa.Index("ix_review_items_run", "project_id", "run_id"),
+)
+
+session_usage = sa.Table(
+    "session_usage",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(128), primary_key=True),
+    sa.Column("session_id", sa.String(256), primary_key=True),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+)
+# --- end of agent runtime tables ----------------------------------------------------------

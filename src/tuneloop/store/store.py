@@ -6,6 +6,8 @@ import orjson
 import sqlalchemy as sa
 
 from tuneloop.errors import InvalidInputError, StoreError
+from tuneloop.store.agent_state import AgentStateRepository
+from tuneloop.store.configs import ConfigRepository
 from tuneloop.store.engine import create_store_engine, migrate
 from tuneloop.store.ingest import IngestWriter
 from tuneloop.store.keys import KeyRepository
@@ -25,6 +27,8 @@ class Store:
         self.keys = KeyRepository(engine)
         self.queries = Queries(engine)
         self.writer = IngestWriter(engine, max_pending=max_pending_writes)
+        self.configs = ConfigRepository(engine)
+        self.agent_state = AgentStateRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool = True, max_pending_writes: int = 256) -> Store:
