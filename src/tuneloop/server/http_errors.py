@@ -6,6 +6,7 @@ from typing import Any
 
 from tuneloop.errors import (
     AuthError,
+    ConflictError,
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
@@ -28,6 +29,8 @@ def status_of(exc: TuneloopError) -> int:
             return 401
         case NotFoundError():
             return 404
+        case ConflictError():
+            return 409
         case InvalidInputError():
             return 400
         case UsageError():
