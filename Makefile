@@ -44,9 +44,11 @@ bench: install
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/metrics_query.py
 	$(BIN)/python benchmarks/sdk_overhead.py
+	$(BIN)/python benchmarks/dashboard_pages.py
 	$(BIN)/python benchmarks/config_resolve.py
 	$(BIN)/python benchmarks/eval_runner.py
 	$(BIN)/python benchmarks/stats_engine.py
+	$(BIN)/python benchmarks/runtime_overhead.py
 
 clean:
 	rm -rf $(VENV) .tuneloop .pytest_cache .mypy_cache .ruff_cache

@@ -72,6 +72,21 @@ class Settings(BaseSettings):
     # Signs dashboard session cookies; default: a random key kept in HOME/secret_key.
     # Server replicas behind one load balancer need the same key.
     secret_key: SecretStr | None = None
+    # Recommendations: the server refreshes every agent's every this many seconds (0: off),
+    # over this window of runs. The optimizer (openai, anthropic or package.module:factory)
+    # and its model rewrite prompts of failure clusters; none: prompt rewrites are skipped.
+    recommend_interval_s: Annotated[float, Field(ge=0)] = 3600.0
+    recommend_window: str = "24h"
+    recommend_optimizer: str | None = None
+    recommend_optimizer_model: str | None = None
+    recommend_rubric_file: Path | None = None
+    # Rollouts and alerts: the controller evaluates every active rollout and alert rule
+    # every this many seconds (0: off); webhooks get this long per attempt, this many
+    # attempts, the first retry after this many seconds (doubling, capped at 10 minutes).
+    controller_interval_s: Annotated[float, Field(ge=0)] = 15.0
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    webhook_backoff_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
     @field_validator("database_url")
     @classmethod

@@ -11,6 +11,10 @@ from rich.console import Console
 
 from tuneloop.cli.config_cmd import audit_app, bundle_app, channel_app, config_app
 from tuneloop.cli.eval_cmd import eval_app
+from tuneloop.cli.experiment_cmd import experiment_app
+from tuneloop.cli.recommend_cmd import recommend_app
+from tuneloop.cli.review_cmd import review_app
+from tuneloop.cli.rollout_cmd import rollback, rollout_app
 from tuneloop.errors import TuneloopError
 from tuneloop.settings import Settings, load_settings
 
@@ -29,6 +33,11 @@ app.add_typer(bundle_app, name="bundle")
 app.add_typer(channel_app, name="channel")
 app.add_typer(audit_app, name="audit")
 app.add_typer(eval_app, name="eval")
+app.add_typer(experiment_app, name="experiment")
+app.add_typer(review_app, name="review")
+app.add_typer(recommend_app, name="recommend")
+app.add_typer(rollout_app, name="rollout")
+app.command("rollback")(rollback)
 
 console = Console()
 err = Console(stderr=True)
@@ -251,17 +260,17 @@ def metrics(
 @app.command()
 @friendly
 def demo(
-    runs: Annotated[int, typer.Option(help="Agent runs to simulate")] = 400,
     serve: Annotated[
-        bool, typer.Option("--serve/--no-serve", help="Keep the server up afterwards")
-    ] = False,
+        bool,
+        typer.Option("--serve/--no-serve", help="Keep the server and dashboard up until Ctrl-C"),
+    ] = True,
     port: Annotated[int, typer.Option(help="Port for the embedded server (0: any free port)")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world")] = 7,
 ) -> None:
-    """Start the embedded server, drive a simulated support agent, show its metrics."""
+    """The whole loop on the embedded server: traffic, recommendations, gate, A/B, rollouts."""
     from tuneloop.demo.run import run_demo
 
-    run_demo(runs=runs, keep_serving=serve, port=port, seed=seed, console=console)
+    run_demo(keep_serving=serve, port=port, seed=seed, console=console)
 
 
 def main() -> None:

@@ -157,3 +157,33 @@ def _ordered(first: Sequence[str], second: Sequence[str]) -> list[str]:
     seen = dict.fromkeys(first)
     seen.update(dict.fromkeys(second))
     return list(seen)
+
+
+def comparability_warnings(baseline: EvalRun, current: EvalRun) -> tuple[str, ...]:
+    """Why a per-case diff of these two runs may mislead; empty when they are comparable.
+
+    Runs of different suites are still compared (cases match by id: a renamed suite
+    keeps its cases), but the diff says so; so does a different stage (different case
+    subsets show as added or removed) or a different number of trials per case.
+    """
+    warnings = []
+    if baseline.suite != current.suite:
+        warnings.append(
+            f"the runs are of different suites ({baseline.suite!r} and {current.suite!r}); "
+            "cases are matched by id only"
+        )
+    if baseline.stage != current.stage:
+        warnings.append(
+            f"the runs are of different stages ({baseline.stage!r} and {current.stage!r}); "
+            "cases one stage did not run show as added or removed"
+        )
+    if baseline.agent and current.agent and baseline.agent != current.agent:
+        warnings.append(
+            f"the runs are of different agents ({baseline.agent!r} and {current.agent!r})"
+        )
+    if baseline.repeat != current.repeat:
+        warnings.append(
+            f"the runs have different trials per case ({baseline.repeat} and {current.repeat}); "
+            "the exact test accounts for it, but pass^k figures are not comparable"
+        )
+    return tuple(warnings)

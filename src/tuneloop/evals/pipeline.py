@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneloop.clock import Clock
 from tuneloop.errors import ConfigError
+from tuneloop.evals.attribution import FailureAttributor
 from tuneloop.evals.config import config_hash, load_config
 from tuneloop.evals.evaluators.base import BuildContext
 from tuneloop.evals.evaluators.registry import Registry
@@ -17,7 +18,7 @@ from tuneloop.evals.results import EvalRun
 from tuneloop.evals.runner import BoundEvaluator, ResultSink, Runner, TargetFn
 from tuneloop.evals.stages import select_cases
 from tuneloop.evals.suite import Suite
-from tuneloop.evals.target import as_async, import_object
+from tuneloop.evals.target import agent_target, as_async, import_object
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -48,14 +49,18 @@ def build_evaluators(
 
 
 def load_target(suite: Suite) -> TargetFn:
-    """The suite's target callable, imported relative to the suite file.
+    """The suite's target (a callable, or an agent factory), imported relative to the suite file.
 
     Raises:
         ConfigError: it cannot be imported or is not callable.
     """
-    path = suite.spec.target.callable
-    target = import_object(path, search_paths=[suite.base_dir], what=f"suite {suite.path}: target")
-    return as_async(target, what=f"suite {suite.path}: target {path!r}")
+    spec = suite.spec.target
+    path = spec.agent or spec.callable or ""
+    what = f"suite {suite.path}: target {path!r}"
+    found = import_object(path, search_paths=[suite.base_dir], what=f"suite {suite.path}: target")
+    if spec.agent is not None:
+        return agent_target(found, what=what)
+    return as_async(found, what=what)
 
 
 def resolve_config(suite: Suite, config: Any = None, config_path: Path | None = None) -> Any:
@@ -85,6 +90,8 @@ async def run_suite(
     providers: ProviderFactory | None = None,
     clock: Clock | None = None,
     target: TargetFn | None = None,
+    attribute: bool = True,
+    agent: str | None = None,
 ) -> EvalRun:
     """Run ``suite``'s ``stage`` under a config and judge it against the suite's gates.
 
@@ -107,6 +114,8 @@ async def run_suite(
         providers: a factory for judge providers (tests inject a simulated one).
         clock: where times come from.
         target: use this target instead of the suite's (the runtime Agent, a stub).
+        attribute: label failed cases with the suite's ``attribution:`` judge, if it has one.
+        agent: the agent the run evaluated (default: the suite's ``agent:``, else its name).
 
     Raises:
         ConfigError: an unknown stage, evaluator or target; a baseline of another suite.
@@ -121,6 +130,14 @@ async def run_suite(
     fn = target or load_target(suite)
     effective = resolve_config(suite, config, config_path)
     digest = config_hash(effective)
+    annotate = None
+    if attribute and suite.spec.attribution is not None:
+        context = BuildContext(base_dir=suite.base_dir, source=str(suite.path), providers=providers)
+        attributor = FailureAttributor.from_spec(suite.spec.attribution, context=context)
+
+        async def annotate(run: EvalRun) -> EvalRun:
+            return await attributor.annotate(run, cases)
+
     runner = Runner(
         fn,
         evaluators,
@@ -129,7 +146,7 @@ async def run_suite(
         repeat=repeat,
         clock=clock,
         client=client,
-        agent=suite.agent,
+        agent=agent or suite.agent,
         sink=sink,
         progress=progress,
         console=console,
@@ -143,6 +160,7 @@ async def run_suite(
         config_hash=digest,
         suite_path=str(suite.path),
         gate=lambda run: evaluate_gates(run, suite.spec.gates, baseline=baseline),
+        annotate=annotate,
     )
 
 

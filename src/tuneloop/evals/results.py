@@ -14,13 +14,12 @@ from typing import Any, Literal
 
 from tuneloop.errors import InvalidInputError
 from tuneloop.evals.evaluators.base import Score, json_safe
+from tuneloop.evals.labels import Attribution
 
 SCHEMA_VERSION = 1
 TrialError = Literal["exception", "timeout", "invalid_result"]
 CaseStatus = Literal["pass", "fail", "error"]
 CheckStatus = Literal["pass", "fail", "skipped"]
-Responsible = Literal["user", "agent", "environment"]
-FaultType = Literal["wrong_tool", "wrong_argument", "goal_partly_completed", "other"]
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -73,45 +72,6 @@ class TrialResult:
             trace_id=data.get("trace_id"),
             error=data.get("error"),
             error_kind=data.get("error_kind"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Attribution:
-    """Who caused a failed case and how, as an LLM judge labelled it (`tuneloop.evals.attribution`).
-
-    ``responsible`` and ``fault`` are None when the judge's answer could not be read;
-    ``error`` then says why.
-    """
-
-    responsible: Responsible | None
-    fault: FaultType | None
-    reasoning: str = ""
-    trial: int = 0
-    model: str | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
-        return {
-            "responsible": self.responsible,
-            "fault": self.fault,
-            "reasoning": self.reasoning,
-            "trial": self.trial,
-            "model": self.model,
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Attribution:
-        """Read `to_dict` output back."""
-        return cls(
-            responsible=data.get("responsible"),
-            fault=data.get("fault"),
-            reasoning=str(data.get("reasoning") or ""),
-            trial=int(data.get("trial") or 0),
-            model=data.get("model"),
-            error=data.get("error"),
         )
 
 

@@ -5,6 +5,7 @@ name: support
 dataset: cases.jsonl                 # JSONL or YAML, relative to this file
 target:
   callable: support_agent:answer     # async (input, config) -> output, by import path
+  # agent: support_agent:build       # or: (config) -> an Agent; its run(input) answers
   timeout_s: 10                      # per case
 config: config.yaml                  # the AgentConfig passed to the target (--config overrides)
 evaluators:
@@ -19,6 +20,7 @@ gates:
   regression: {alpha: 0.05}
 stages:
   pre-merge: {tags: [smoke], sample: 0.2}
+attribution: {provider: openai, model: gpt-4o-mini}   # optional: label failed cases
 ```
 """
 
@@ -33,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tuneloop.errors import ConfigError
+from tuneloop.evals.attribution import AttributionSpec
 from tuneloop.evals.dataset import Case, load_dataset
 from tuneloop.evals.evaluators.registry import EvaluatorSpec
 
@@ -44,10 +47,25 @@ class _Strict(BaseModel):
 
 
 class TargetSpec(_Strict):
-    """What answers the cases."""
+    """What answers the cases: a callable, or an agent built per config by a factory."""
 
-    callable: str = Field(description="'package.module:function', async (input, config) -> output")
+    callable: str | None = Field(
+        default=None, description="'package.module:function', async (input, config) -> output"
+    )
+    agent: str | None = Field(
+        default=None,
+        description="'package.module:factory', (config) -> an agent whose run(input) answers",
+    )
     timeout_s: float = Field(default=30.0, gt=0, description="per case and trial")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TargetSpec:
+        if (self.callable is None) == (self.agent is None):
+            raise ValueError(
+                "name exactly one of 'callable' (a function answering each case) or 'agent' "
+                "(a factory building an agent from the config)"
+            )
+        return self
 
 
 class Thresholds(_Strict):
@@ -125,6 +143,9 @@ class SuiteSpec(_Strict):
     gates: GatesSpec = Field(default_factory=GatesSpec)
     stages: dict[str, StageSpec] = Field(default_factory=dict)
     adversarial_categories: list[str] = Field(default_factory=lambda: list(DEFAULT_ADVERSARIAL))
+    attribution: AttributionSpec | None = Field(
+        default=None, description="an LLM judge labels who caused each failed case"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -259,3 +259,34 @@ async def in_daemon_thread(function: Callable[..., Any], *args: Any) -> Any:
 
     threading.Thread(target=work, name="tuneloop-eval-target", daemon=True).start()
     return await future
+
+
+def agent_target(factory: Callable[..., Any], *, what: str) -> Callable[..., Awaitable[Any]]:
+    """A target that builds an agent from the config and asks it to ``run(input)``.
+
+    ``factory(config)`` (sync or async) returns the agent, once per config object: every
+    trial of a run shares it. The agent's ``run`` may be sync or async; its result is
+    read like any target's (the runtime's ``RunResult`` carries ``output``,
+    ``tool_calls``, ``cost_usd``, ``trace_id`` and ``outcome``).
+
+    Raises:
+        ConfigError: ``factory`` is not callable.
+    """
+    build = as_async(factory, what=what)
+    lock = asyncio.Lock()
+    built: list[tuple[Any, Callable[..., Awaitable[Any]]]] = []
+
+    async def run(input: Any, config: Any) -> Any:
+        async with lock:
+            if not built or built[0][0] is not config:
+                agent = await build(config)
+                method = getattr(agent, "run", None)
+                if not callable(method):
+                    raise ConfigError(
+                        f"{what} returned {type(agent).__name__}, which has no run() method"
+                    )
+                built[:] = [(config, as_async(method, what=f"{what}: run"))]
+            answer = built[0][1]
+        return await answer(input)
+
+    return run

@@ -15,10 +15,18 @@ from tuneloop._version import __version__
 from tuneloop.clock import Clock, SystemClock
 from tuneloop.errors import StoreBusyError, TuneloopError
 from tuneloop.server.auth import Authenticator
+from tuneloop.server.controller import start_controller, stop_controller
+from tuneloop.server.dashboard import mount_dashboard
 from tuneloop.server.http_errors import error_body, status_of
 from tuneloop.server.ingest_pool import IngestPreparer
+from tuneloop.server.routers import alerts as alert_routes
 from tuneloop.server.routers import configs as config_routes
-from tuneloop.server.routers import feedback, health, metrics, otlp, traces
+from tuneloop.server.routers import evals as eval_routes
+from tuneloop.server.routers import experiments as experiment_routes
+from tuneloop.server.routers import feedback, health, metrics, otlp, prom, traces
+from tuneloop.server.routers import recommendations as recommendation_routes
+from tuneloop.server.routers import review as review_routes
+from tuneloop.server.routers import rollouts as rollout_routes
 from tuneloop.settings import Settings, load_settings
 from tuneloop.store import Store
 from tuneloop.telemetry.prepare import NormalizerSpec
@@ -50,9 +58,13 @@ def create_app(
         app.state.preparer = preparer
         app.state.store = active
         app.state.authenticator = Authenticator(active.keys.authenticate)
+        recommend_job = recommendation_routes.start_job(app)
+        controller_task = start_controller(app)
         try:
             yield
         finally:
+            await stop_controller(controller_task)
+            await recommendation_routes.stop_job(recommend_job)
             preparer.close()
             if owns_store:
                 active.close()
@@ -90,4 +102,12 @@ def create_app(
     for router in (health.router, otlp.router, traces.router, metrics.router, feedback.router):
         app.include_router(router)
     app.include_router(config_routes.router)
+    app.include_router(eval_routes.router)
+    app.include_router(experiment_routes.router)
+    app.include_router(review_routes.router)
+    app.include_router(recommendation_routes.router)
+    app.include_router(rollout_routes.router)
+    app.include_router(alert_routes.router)
+    app.include_router(prom.router)
+    mount_dashboard(app, settings)
     return app

@@ -9,8 +9,14 @@ from tuneloop.errors import InvalidInputError
 from tuneloop.store.queries import RunFilter
 
 
-def parse_time_ms(text: str | None, *, now_ms: int, name: str) -> int | None:
-    """A time given as epoch milliseconds, ISO 8601, or a span back from now (``24h``)."""
+def parse_time_ms(
+    text: str | None, *, now_ms: int, name: str, align_ms: int | None = None
+) -> int | None:
+    """A time given as epoch milliseconds, ISO 8601, or a span back from now (``24h``).
+
+    With ``align_ms``, a span back from now starts at the beginning of its ``align_ms``
+    period (``14d`` at 15:42 means 14 days before 15:00); explicit times stay exact.
+    """
     if text is None or text == "":
         return None
     cleaned = text.strip()
@@ -18,9 +24,11 @@ def parse_time_ms(text: str | None, *, now_ms: int, name: str) -> int | None:
         return int(cleaned)
     if (cleaned[-1:].isalpha() and cleaned[:-1].isdigit()) or cleaned.endswith("ms"):
         try:
-            return now_ms - parse_duration_ms(cleaned)
+            back = now_ms - parse_duration_ms(cleaned)
         except InvalidInputError:
             pass
+        else:
+            return back if align_ms is None else back // align_ms * align_ms
     try:
         moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
     except ValueError:
@@ -65,8 +73,9 @@ def run_filter(
     since: str | None = None,
     until: str | None = None,
     attr: list[str] | None = None,
+    align_ms: int | None = None,
 ) -> RunFilter:
-    """A RunFilter from query parameters."""
+    """A RunFilter from query parameters (``align_ms``: see ``parse_time_ms``)."""
     return RunFilter(
         agent=_without_nul("agent", agent),
         version=_without_nul("version", version),
@@ -75,7 +84,7 @@ def run_filter(
         outcome=_without_nul("outcome", outcome),
         unit_id=_without_nul("unit_id", unit_id),
         session_id=_without_nul("session_id", session_id),
-        since_ms=parse_time_ms(since, now_ms=now_ms, name="since"),
-        until_ms=parse_time_ms(until, now_ms=now_ms, name="until"),
+        since_ms=parse_time_ms(since, now_ms=now_ms, name="since", align_ms=align_ms),
+        until_ms=parse_time_ms(until, now_ms=now_ms, name="until", align_ms=align_ms),
         attributes=parse_attribute_filters(attr or []),
     )

@@ -1,15 +1,18 @@
-"""Metrics aggregates: whole hours from the rollups, the rest from the fact rows.
+"""Metrics aggregates: whole days and hours from the rollup tiers, the rest from facts.
 
-A window's whole hours are read from ``run_rollups`` / ``tool_rollups`` (a few rows per
-agent, version and hour, whatever the traffic); the partial hours at its edges, and
-reads the rollups cannot answer (filters on outcome, unit, session or attributes, time
-buckets shorter than an hour), scan the fact rows through their time indexes.
+A window is read from the coarsest tier that covers whole periods of it: whole days
+from the daily rollups, the whole hours of its partial first and last days from the
+hourly rollups, and its partial hours at the edges from the fact rows (``plan_window``).
+A rollup tier holds a few rows per agent, version, day or hour and latency bucket,
+whatever the traffic. Reads the rollups cannot answer (filters on outcome, unit,
+session or attributes; time buckets that are not whole periods of a tier) scan the
+fact rows through their time indexes.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,11 +21,11 @@ import sqlalchemy as sa
 from tuneloop.analysis.metrics import GroupBy, RunAggregate, ToolAggregate
 from tuneloop.errors import InvalidInputError
 from tuneloop.store.filters import RunFilter, run_conditions
-from tuneloop.store.rollups import HOUR_MS, read_value
-from tuneloop.store.schema import run_rollups, runs, tool_calls, tool_rollups
+from tuneloop.store.rollups import RUN_SUMS, TIERS, TOOL_SUMS, Tier, read_value
+from tuneloop.store.schema import runs, tool_calls
 from tuneloop.telemetry.model import STATUS_CODES
 
-__all__ = ["run_aggregates", "tool_aggregates"]
+__all__ = ["WindowPart", "plan_window", "run_aggregates", "tool_aggregates", "usable_tiers"]
 
 _IDENTITY: dict[GroupBy, str] = {
     "agent": "agent",
@@ -36,31 +39,53 @@ _NULLABLE = {"config_version", "experiment", "variant"}
 
 
 @dataclass(frozen=True, slots=True)
-class _Window:
-    """A time window split into whole hours and the partial hours around them."""
+class WindowPart:
+    """``[since_ms, until_ms)`` of a window (None: unbounded), read from ``tier``.
 
-    hours: tuple[int | None, int | None] | None
-    edges: tuple[tuple[int | None, int | None], ...]
+    ``tier`` None means the fact rows.
+    """
+
+    tier: Tier | None
+    since_ms: int | None
+    until_ms: int | None
 
 
-def _split(since_ms: int | None, until_ms: int | None) -> _Window:
-    first = None if since_ms is None else -(-since_ms // HOUR_MS) * HOUR_MS
-    end = None if until_ms is None else until_ms // HOUR_MS * HOUR_MS
+def plan_window(
+    since_ms: int | None, until_ms: int | None, tiers: Sequence[Tier]
+) -> tuple[WindowPart, ...]:
+    """Split a window into whole periods of each tier (coarsest first) and facts for the rest.
+
+    The first tier takes the whole periods inside the window; the pieces before and
+    after them go to the next tier, and what no tier covers to the facts. An open end
+    stays open: the current, unfinished day or hour is in the rollups already.
+    """
+    if not tiers:
+        return (WindowPart(None, since_ms, until_ms),)
+    tier, finer = tiers[0], tiers[1:]
+    period = tier.period_ms
+    first = None if since_ms is None else -(-since_ms // period) * period
+    end = None if until_ms is None else until_ms // period * period
     if first is not None and end is not None and first >= end:
-        return _Window(None, ((since_ms, until_ms),))
-    edges = []
+        return plan_window(since_ms, until_ms, finer)
+    parts: list[WindowPart] = []
     if since_ms is not None and first is not None and since_ms < first:
-        edges.append((since_ms, first))
+        parts += plan_window(since_ms, first, finer)
+    parts.append(WindowPart(tier, first, end))
     if until_ms is not None and end is not None and end < until_ms:
-        edges.append((end, until_ms))
-    return _Window((first, end), tuple(edges))
+        parts += plan_window(end, until_ms, finer)
+    return tuple(parts)
 
 
-def _rollups_answer(where: RunFilter, group_by: tuple[GroupBy, ...], bucket_ms: int) -> bool:
+def usable_tiers(
+    where: RunFilter, group_by: tuple[GroupBy, ...], bucket_ms: int
+) -> tuple[Tier, ...]:
+    """The rollup tiers that can answer this read (none: only the facts can)."""
     run_only = (where.outcome, where.unit_id, where.session_id)
     if where.attributes or any(value is not None for value in run_only):
-        return False
-    return "time" not in group_by or bucket_ms % HOUR_MS == 0
+        return ()
+    if "time" not in group_by:
+        return TIERS
+    return tuple(tier for tier in TIERS if bucket_ms % tier.period_ms == 0)
 
 
 def _merge(into: dict[tuple[Any, ...], Any], parts: dict[tuple[Any, ...], Any]) -> None:
@@ -81,19 +106,19 @@ def run_aggregates(
         raise InvalidInputError("cannot group runs by 'tool' without tool calls")
     dialect = engine.dialect.name
     result: dict[tuple[Any, ...], RunAggregate] = {}
+    tiers = usable_tiers(where, group_by, bucket_ms)
     with engine.connect() as conn:
-        if not _rollups_answer(where, group_by, bucket_ms):
-            return _sum_runs(
-                conn.execute(_run_facts_query(project_id, where, group_by, bucket_ms, dialect))
-            )
-        window = _split(where.since_ms, where.until_ms)
-        if window.hours is not None:
-            query = _run_rollups_query(project_id, where, group_by, bucket_ms, window.hours)
-            _merge(result, _sum_runs(conn.execute(query), nullable=_nullable(group_by)))
-        for since_ms, until_ms in window.edges:
-            edge = replace(where, since_ms=since_ms, until_ms=until_ms)
-            query = _run_facts_query(project_id, edge, group_by, bucket_ms, dialect)
-            _merge(result, _sum_runs(conn.execute(query)))
+        for part in plan_window(where.since_ms, where.until_ms, tiers):
+            part_where = replace(where, since_ms=part.since_ms, until_ms=part.until_ms)
+            if part.tier is None:
+                query = _run_facts_query(project_id, part_where, group_by, bucket_ms, dialect)
+                _merge(result, _sum_runs(conn.execute(query)))
+            else:
+                table = part.tier.runs
+                query = _rollups_query(
+                    table, RUN_SUMS, part.tier.time, project_id, part_where, group_by, bucket_ms
+                )
+                _merge(result, _sum_runs(conn.execute(query), nullable=_nullable(group_by)))
     return result
 
 
@@ -112,18 +137,19 @@ def tool_aggregates(
     """
     dialect = engine.dialect.name
     result: dict[tuple[Any, ...], ToolAggregate] = {}
+    tiers = usable_tiers(where, group_by, bucket_ms)
     with engine.connect() as conn:
-        if not _rollups_answer(where, group_by, bucket_ms):
-            query = _tool_facts_query(project_id, where, group_by, bucket_ms, dialect)
-            return _sum_tools(conn.execute(query))
-        window = _split(where.since_ms, where.until_ms)
-        if window.hours is not None:
-            query = _tool_rollups_query(project_id, where, group_by, bucket_ms, window.hours)
-            _merge(result, _sum_tools(conn.execute(query), nullable=_nullable(group_by)))
-        for since_ms, until_ms in window.edges:
-            edge = replace(where, since_ms=since_ms, until_ms=until_ms)
-            query = _tool_facts_query(project_id, edge, group_by, bucket_ms, dialect)
-            _merge(result, _sum_tools(conn.execute(query)))
+        for part in plan_window(where.since_ms, where.until_ms, tiers):
+            part_where = replace(where, since_ms=part.since_ms, until_ms=part.until_ms)
+            if part.tier is None:
+                query = _tool_facts_query(project_id, part_where, group_by, bucket_ms, dialect)
+                _merge(result, _sum_tools(conn.execute(query)))
+            else:
+                table = part.tier.tools
+                query = _rollups_query(
+                    table, TOOL_SUMS, part.tier.time, project_id, part_where, group_by, bucket_ms
+                )
+                _merge(result, _sum_tools(conn.execute(query), nullable=_nullable(group_by)))
     return result
 
 
@@ -187,9 +213,20 @@ def _key(group: list[Any], nullable: list[int] | None) -> tuple[Any, ...]:
     return tuple(group)
 
 
-def _rollup_conditions(
-    table: sa.Table, project_id: str, where: RunFilter, hours: tuple[int | None, int | None]
-) -> list[Any]:
+def _rollups_query(
+    table: sa.Table,
+    sums: Iterable[str],
+    time: str,
+    project_id: str,
+    where: RunFilter,
+    group_by: tuple[GroupBy, ...],
+    bucket_ms: int,
+) -> sa.Select[Any]:
+    """Sums per group and latency bucket from one rollup table, over whole periods."""
+    grouping = [
+        (table.c[time] // bucket_ms) * bucket_ms if name == "time" else table.c[_IDENTITY[name]]
+        for name in group_by
+    ]
     conds: list[Any] = [table.c.project_id == project_id]
     for column, value in (
         ("agent", where.agent),
@@ -199,57 +236,14 @@ def _rollup_conditions(
     ):
         if value is not None:
             conds.append(table.c[column] == value)
-    first, end = hours
-    if first is not None:
-        conds.append(table.c.hour_ms >= first)
-    if end is not None:
-        conds.append(table.c.hour_ms < end)
-    return conds
-
-
-def _rollup_group(table: sa.Table, name: GroupBy, bucket_ms: int) -> Any:
-    if name == "time":
-        return (table.c.hour_ms // bucket_ms) * bucket_ms
-    return table.c[_IDENTITY[name]]
-
-
-def _run_rollups_query(
-    project_id: str,
-    where: RunFilter,
-    group_by: tuple[GroupBy, ...],
-    bucket_ms: int,
-    hours: tuple[int | None, int | None],
-) -> sa.Select[Any]:
-    t = run_rollups
-    grouping = [_rollup_group(t, name, bucket_ms) for name in group_by]
-    sums = [
-        sa.func.sum(t.c[name])
-        for name in (
-            "runs", "successes", "failures", "escalations", "errors", "input_tokens",
-            "output_tokens", "cost_usd", "tool_calls", "tool_errors", "tool_errors_retryable",
-        )
-    ]  # fmt: skip
+    if where.since_ms is not None:
+        conds.append(table.c[time] >= where.since_ms)
+    if where.until_ms is not None:
+        conds.append(table.c[time] < where.until_ms)
     return (
-        sa.select(*grouping, t.c.latency_bucket, *sums)
-        .where(*_rollup_conditions(t, project_id, where, hours))
-        .group_by(*grouping, t.c.latency_bucket)
-    )
-
-
-def _tool_rollups_query(
-    project_id: str,
-    where: RunFilter,
-    group_by: tuple[GroupBy, ...],
-    bucket_ms: int,
-    hours: tuple[int | None, int | None],
-) -> sa.Select[Any]:
-    t = tool_rollups
-    grouping = [_rollup_group(t, name, bucket_ms) for name in group_by]
-    sums = [sa.func.sum(t.c[name]) for name in ("calls", "errors", "errors_retryable", "retries")]
-    return (
-        sa.select(*grouping, t.c.latency_bucket, *sums)
-        .where(*_rollup_conditions(t, project_id, where, hours))
-        .group_by(*grouping, t.c.latency_bucket)
+        sa.select(*grouping, table.c.latency_bucket, *(sa.func.sum(table.c[n]) for n in sums))
+        .where(*conds)
+        .group_by(*grouping, table.c.latency_bucket)
     )
 
 

@@ -1,4 +1,4 @@
-"""Hourly metric rollups: maintained by ingest, read by metrics.
+"""Metric rollups in two tiers, hourly and daily: maintained by ingest, read by metrics.
 
 A run contributes to the ``run_rollups`` row of its identity (agent, version,
 experiment, variant), the hour it started and its latency bucket, once its root span
@@ -7,22 +7,30 @@ between what the run contributes after the request and what it contributed befor
 Tool calls contribute to ``tool_rollups`` once their run's identity is known; a call
 stamped with a new identity moves its contribution.
 
+The daily tier (``run_rollups_daily``, ``tool_rollups_daily``) holds the same sums per
+UTC day: each hourly change is also added to its day's row, in the same transaction, so
+a day's row always equals the sum of its hours' rows. Metrics read whole days from the
+daily tier, whole hours of partial days from the hourly one (``TIERS``).
+
 Identity columns the run does not have are stored as ``''``: key columns cannot be
 NULL, and ingest never stores an empty identity string (normalization drops them).
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tuneloop.store.schema import run_rollups, tool_rollups
+from tuneloop.store.schema import run_rollups, run_rollups_daily, tool_rollups, tool_rollups_daily
 from tuneloop.telemetry.model import STATUS_CODES
 
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 
 RUN_SUMS = (
     "runs", "successes", "failures", "escalations", "errors", "input_tokens",
@@ -45,6 +53,22 @@ RUN_COUNTERS = (
 _ERROR = STATUS_CODES["error"]
 RunKey = tuple[str, str, str, str, int, int]
 ToolKey = tuple[str, str, str, str, str, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """One rollup granularity: rows per ``period_ms`` (epoch-aligned), started at ``time``."""
+
+    period_ms: int
+    runs: sa.Table
+    tools: sa.Table
+    time: str  # the column holding the period's start, in epoch milliseconds
+
+
+HOURLY = Tier(HOUR_MS, run_rollups, tool_rollups, "hour_ms")
+DAILY = Tier(DAY_MS, run_rollups_daily, tool_rollups_daily, "day_ms")
+# Coarsest first: a read takes what it can from each tier in turn.
+TIERS = (DAILY, HOURLY)
 
 
 def stored_value(value: str | None) -> str:
@@ -104,9 +128,9 @@ class RollupDelta:
         key, values = found
         total = self.runs.get(key)
         if total is None:
-            total = self.runs[key] = [0] * len(RUN_SUMS)
-        for i, value in enumerate(values):
-            total[i] += sign * value
+            self.runs[key] = values if sign == 1 else [-value for value in values]
+        else:
+            self.runs[key] = list(map(operator.add if sign == 1 else operator.sub, total, values))
 
     def add_tool(
         self,
@@ -140,34 +164,68 @@ class RollupDelta:
         total[3] += sign * retries
 
     def write(self, conn: sa.Connection) -> None:
-        """Apply the accumulated changes (rows whose sums are all zero are skipped)."""
-        for table, sums, changes in (
-            (run_rollups, RUN_SUMS, self.runs),
-            (tool_rollups, TOOL_SUMS, self.tools),
-        ):
-            columns = [column.name for column in table.columns]
-            rows = [
-                dict(zip(columns, (self.project_id, *key, *values), strict=True))
-                for key, values in changes.items()
-                if any(values)
-            ]
-            if rows:
-                statement, names = _upsert_sql(conn, table, sums)
-                if names is None:
-                    conn.exec_driver_sql(statement, rows)
-                else:
-                    conn.exec_driver_sql(statement, [tuple(r[n] for n in names) for r in rows])
+        """Apply the accumulated changes to every tier (rows whose sums are all zero are skipped).
+
+        The daily changes are the hourly ones summed per day: a request's runs nearly all
+        start in the current hour, so each tier gets about as many rows as the hourly one.
+        """
+        for tier in TIERS:
+            for table, sums, changes in (
+                (tier.runs, RUN_SUMS, self.runs),
+                (tier.tools, TOOL_SUMS, self.tools),
+            ):
+                if tier.period_ms != HOUR_MS:
+                    changes = coarsen(changes, tier.period_ms)
+                _upsert(conn, table, sums, self.project_id, changes)
 
 
-_UPSERTS: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
+def coarsen(
+    changes: Mapping[tuple[Any, ...], list[Any]], period_ms: int
+) -> dict[tuple[Any, ...], list[Any]]:
+    """Hourly changes summed per ``period_ms``: keys end in (hour start, latency bucket)."""
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for key, values in changes.items():
+        *identity, hour_ms, bucket = key
+        coarse = (*identity, hour_ms // period_ms * period_ms, bucket)
+        total = out.get(coarse)
+        out[coarse] = values if total is None else list(map(operator.add, total, values))
+    return out
+
+
+def _upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    sums: Iterable[str],
+    project_id: str,
+    changes: Mapping[tuple[Any, ...], list[Any]],
+) -> None:
+    """Add ``changes`` to ``table``'s rows: one executemany straight to the driver."""
+    # Every rollup table's columns are (project, identity…, period start, bucket, sums…).
+    rows = [(project_id, *key, *values) for key, values in changes.items() if any(values)]
+    if not rows:
+        return
+    # In column order, which is (nearly) key order: neighbouring rows share B-tree pages.
+    rows.sort()
+    statement, order = _upsert_sql(conn, table, sums)
+    if order is None:
+        names = [column.name for column in table.columns]
+        conn.exec_driver_sql(statement, [dict(zip(names, row, strict=True)) for row in rows])
+    elif order == tuple(range(len(table.columns))):
+        conn.exec_driver_sql(statement, rows)
+    else:
+        conn.exec_driver_sql(statement, [tuple(row[i] for i in order) for row in rows])
+
+
+_UPSERTS: dict[tuple[str, str], tuple[str, tuple[int, ...] | None]] = {}
 
 
 def _upsert_sql(
     conn: sa.Connection, table: sa.Table, sums: Iterable[str]
-) -> tuple[str, tuple[str, ...] | None]:
+) -> tuple[str, tuple[int, ...] | None]:
     """The rollup upsert (adding the sums) in the driver's SQL, and its parameter order.
 
-    Parameter order None means by name. Straight to the driver, as ingest's other writes.
+    The order lists column positions; None means parameters by name. Compiled once per
+    dialect and table (a cache, not state: the same inputs always compile the same).
     """
     cache_key = (conn.dialect.name, table.name)
     cached = _UPSERTS.get(cache_key)
@@ -179,6 +237,11 @@ def _upsert_sql(
         set_={name: table.c[name] + insert.excluded[name] for name in sums},
     )
     compiled = statement.compile(dialect=conn.dialect)
-    names = None if compiled.positiontup is None else tuple(compiled.positiontup)
-    _UPSERTS[cache_key] = (compiled.string, names)
-    return compiled.string, names
+    columns = [column.name for column in table.columns]
+    order = (
+        None
+        if compiled.positiontup is None
+        else tuple(columns.index(name) for name in compiled.positiontup)
+    )
+    _UPSERTS[cache_key] = (compiled.string, order)
+    return compiled.string, order

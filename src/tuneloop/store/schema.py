@@ -90,6 +90,9 @@ runs = sa.Table(
     sa.Column("attributes", sa.JSON, nullable=True),
     sa.Index("ix_runs_agent_time", "project_id", "agent", "started_ms"),
     sa.Index("ix_runs_time", "project_id", "started_ms"),
+    # The dashboard's session view and outcome search (migration 0008).
+    sa.Index("ix_runs_session", "project_id", "session_id", "started_ms"),
+    sa.Index("ix_runs_outcome", "project_id", "outcome", "started_ms"),
 )
 
 # One fact row per tool call. The run's identity (agent … variant) is copied from its root
@@ -149,6 +152,9 @@ run_rollups = sa.Table(
     sa.Column("tool_calls", sa.BigInteger, nullable=False),
     sa.Column("tool_errors", sa.BigInteger, nullable=False),
     sa.Column("tool_errors_retryable", sa.BigInteger, nullable=False),
+    # Time windows read from their first hour, for all agents or one (migration 0008).
+    sa.Index("ix_run_rollups_time", "project_id", "hour_ms"),
+    sa.Index("ix_run_rollups_agent_time", "project_id", "agent", "hour_ms"),
 )
 
 tool_rollups = sa.Table(
@@ -162,6 +168,63 @@ tool_rollups = sa.Table(
     sa.Column("errors", sa.BigInteger, nullable=False),
     sa.Column("errors_retryable", sa.BigInteger, nullable=False),
     sa.Column("retries", sa.BigInteger, nullable=False),
+    sa.Index("ix_tool_rollups_agent_time", "project_id", "agent", "hour_ms"),
+)
+
+# Daily rollups: the hourly rows summed per UTC day (``day_ms`` a multiple of 86,400,000),
+# kept by ingest in the same transaction. A day holds ~2.5 hours' worth of latency
+# buckets, so metrics read whole days here and only a window's partial days hourly
+# (migration 0012). Clustered by agent, then day (SQLite: WITHOUT ROWID), so one agent's
+# window is one range of the primary key with every sum in it.
+
+
+def _daily_key_columns(*, tool: bool) -> list[sa.Column[Any]]:
+    return [
+        sa.Column("project_id", sa.String(64), nullable=False),
+        sa.Column("agent", sa.String(256), nullable=False),
+        sa.Column("config_version", sa.String(128), nullable=False),
+        sa.Column("experiment", sa.String(256), nullable=False),
+        sa.Column("variant", sa.String(256), nullable=False),
+        *([sa.Column("tool", sa.String(256), nullable=False)] if tool else []),
+        sa.Column("day_ms", sa.BigInteger, nullable=False),
+        sa.Column("latency_bucket", sa.Integer, nullable=False),
+    ]
+
+
+def _daily_primary_key(*, tool: bool) -> sa.PrimaryKeyConstraint:
+    identity = ["config_version", "experiment", "variant", *(["tool"] if tool else [])]
+    return sa.PrimaryKeyConstraint("project_id", "agent", "day_ms", *identity, "latency_bucket")
+
+
+run_rollups_daily = sa.Table(
+    "run_rollups_daily",
+    metadata,
+    *_daily_key_columns(tool=False),
+    sa.Column("runs", sa.BigInteger, nullable=False),
+    sa.Column("successes", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.BigInteger, nullable=False),
+    sa.Column("escalations", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("tool_calls", sa.BigInteger, nullable=False),
+    sa.Column("tool_errors", sa.BigInteger, nullable=False),
+    sa.Column("tool_errors_retryable", sa.BigInteger, nullable=False),
+    _daily_primary_key(tool=False),
+    sqlite_with_rowid=False,
+)
+
+tool_rollups_daily = sa.Table(
+    "tool_rollups_daily",
+    metadata,
+    *_daily_key_columns(tool=True),
+    sa.Column("calls", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("errors_retryable", sa.BigInteger, nullable=False),
+    sa.Column("retries", sa.BigInteger, nullable=False),
+    _daily_primary_key(tool=True),
+    sqlite_with_rowid=False,
 )
 
 feedback = sa.Table(
@@ -331,9 +394,10 @@ eval_gate_verdicts = sa.Table(
 )
 # --- end of eval tables -------------------------------------------------------------------
 
-# --- Agent runtime (issue 5; written by store/runtime_state.py, migration 0007) ----------
-# A run's checkpoint is one row, rewritten after every step: ``data`` is its JSON state
-# and ``version`` a compare-and-set counter, so two processes never continue one run.
+# --- Agent runtime (issue 5; written by store/runtime_state.py, migrations 0007, 0013) ---
+# A run's checkpoint is one row, rewritten after every step: ``data`` is its JSON state,
+# ``configs`` the configs it is pinned to (written when they change), and ``version`` a
+# compare-and-set counter, so two processes never continue one run.
 # The ledger records the results of side-effecting tool calls by idempotency key (first
 # write wins); the cache holds response and tool results shared across processes; review
 # items are runs or tool calls awaiting a human; session usage adds up every run's spend.
@@ -351,6 +415,8 @@ runtime_checkpoints = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    # Added by migration 0013.
+    sa.Column("configs", sa.Text, nullable=False, server_default=sa.text("'{}'")),
     sa.Index("ix_runtime_checkpoints_state", "project_id", "agent", "state"),
 )
 
@@ -414,3 +480,218 @@ session_usage = sa.Table(
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
 )
 # --- end of agent runtime tables ----------------------------------------------------------
+
+# --- Recommendations (issue 7; written by store/recommendations.py, migration 0009) -------
+# One row per finding of an analyzer for an agent and config version ('' when the runs
+# carry none); ``fingerprint`` names the finding across refreshes and versions, ``body``
+# is its JSON. Status: open, accepted (bundle and candidate version linked), dismissed
+# (with a reason; not proposed again unless the evidence worsens by half), discarded (an
+# optimizer answer that was not a usable prompt, with the reason) or expired (no longer
+# found). ``rec_id`` derives from the unique key, so concurrent refreshes converge.
+
+recommendations = sa.Table(
+    "recommendations",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("rec_id", sa.String(32), primary_key=True),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("config_version", sa.String(128), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("headline", sa.Float, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("bundle_id", sa.String(128), nullable=True),
+    sa.Column("version_hash", sa.String(64), nullable=True),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("decided_ms", sa.BigInteger, nullable=True),
+    sa.Column("decided_by", sa.String(64), nullable=True),
+    sa.UniqueConstraint(
+        "project_id", "agent", "config_version", "fingerprint", name="uq_recommendations_finding"
+    ),
+    sa.Index("ix_recommendations_agent", "project_id", "agent", "status", "updated_ms"),
+    sa.Index("ix_recommendations_fingerprint", "project_id", "agent", "fingerprint"),
+)
+# --- end of recommendation tables ---------------------------------------------------------
+
+# --- Rollouts and alerts (issue 8; store/rollouts.py, store/alerts.py, migration 0011) ----
+# A rollout row is its whole state: the definition (JSON), status, current step and when
+# it started; ``revision`` is a compare-and-set counter bumped by every change, so two
+# controllers never both act on one state, and each timeline row (rollout_evaluations)
+# carries the revision it produced. Alert rules keep their evaluation state (ok, pending,
+# firing) beside the rule; events are unique per (dedupe key, status), so one episode
+# fires and resolves once whoever evaluates it. Webhook deliveries are retried with
+# backoff from ``next_attempt_ms``. controller_leases (server-wide, not per project) lets
+# one SQLite-backed controller act at a time; PostgreSQL uses an advisory lock instead.
+
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("rollout_id", sa.String(32), primary_key=True),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("candidate_hash", sa.String(64), nullable=False),
+    sa.Column("stable_hash", sa.String(64), nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("step_started_ms", sa.BigInteger, nullable=False),
+    sa.Column("step_deadline_ms", sa.BigInteger, nullable=True),
+    sa.Column("approved_steps", sa.Text, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("force_reason", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("finished_ms", sa.BigInteger, nullable=True),
+    sa.Column("last_evaluated_ms", sa.BigInteger, nullable=True),
+    sa.ForeignKeyConstraint(
+        ["project_id", "agent", "candidate_hash"],
+        ["config_versions.project_id", "config_versions.agent", "config_versions.version_hash"],
+        name="fk_rollouts_candidate",
+    ),
+    sa.ForeignKeyConstraint(
+        ["project_id", "agent", "stable_hash"],
+        ["config_versions.project_id", "config_versions.agent", "config_versions.version_hash"],
+        name="fk_rollouts_stable",
+    ),
+    sa.Index("ix_rollouts_agent", "project_id", "agent", "status"),
+    sa.Index("ix_rollouts_status", "status"),
+)
+
+rollout_evaluations = sa.Table(
+    "rollout_evaluations",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("rollout_id", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("figures", sa.Text, nullable=False),
+)
+
+alert_rules = sa.Table(
+    "alert_rules",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("rule_id", sa.String(32), primary_key=True),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("pending_since_ms", sa.BigInteger, nullable=True),
+    sa.Column("firing_since_ms", sa.BigInteger, nullable=True),
+    sa.Column("episode", sa.Integer, nullable=False),
+    sa.Column("last_value", sa.Float, nullable=True),
+    sa.Column("last_evaluated_ms", sa.BigInteger, nullable=True),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("project_id", "agent", "name", name="uq_alert_rules_name"),
+)
+
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(32), primary_key=True),
+    sa.Column("rule_id", sa.String(32), nullable=True),
+    sa.Column("rollout_id", sa.String(32), nullable=True),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("dedupe_key", sa.String(256), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("project_id", "dedupe_key", "status", name="uq_alert_events_dedupe"),
+    sa.Index("ix_alert_events_time", "project_id", "created_ms"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("delivery_id", sa.String(32), primary_key=True),
+    sa.Column("event_id", sa.String(32), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("delivered_ms", sa.BigInteger, nullable=True),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_ms"),
+    sa.Index("ix_webhook_deliveries_event", "project_id", "event_id"),
+)
+
+controller_leases = sa.Table(
+    "controller_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_ms", sa.BigInteger, nullable=False),
+)
+# --- end of rollout and alert tables ------------------------------------------------------
+
+# --- Experiments (issue 4; written by store/experiments.py, migration 0010) ---------------
+# One row per experiment: its definition (variants pinned to version hashes, metrics,
+# method) as JSON beside the columns lists and checks need. Status: draft, running,
+# stopped, concluded. ``unit_type`` is a column so "one running experiment per agent and
+# unit type" is one indexed query. The events table is the experiment's own audit of
+# lifecycle steps; starts, stops and production moves also land in the config audit chain.
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("experiment_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(128), nullable=False),
+    sa.Column("unit_type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=True),
+    sa.Column("winner", sa.String(64), nullable=True),
+    sa.Column("decided_by", sa.String(64), nullable=True),
+    sa.Column("decision_reason", sa.Text, nullable=True),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("started_ms", sa.BigInteger, nullable=True),
+    sa.Column("stopped_ms", sa.BigInteger, nullable=True),
+    sa.Column("concluded_ms", sa.BigInteger, nullable=True),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_experiments_agent_status", "project_id", "agent", "status"),
+    sa.Index("ix_experiments_created", "project_id", "created_ms"),
+)
+
+experiment_events = sa.Table(
+    "experiment_events",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("experiment_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["project_id", "experiment_id"],
+        ["experiments.project_id", "experiments.experiment_id"],
+        name="fk_experiment_events_experiment",
+    ),
+)
+# --- end of experiment tables -------------------------------------------------------------

@@ -7,11 +7,18 @@ import sqlalchemy as sa
 
 from tuneloop.errors import InvalidInputError, StoreError
 from tuneloop.store.agent_state import AgentStateRepository
+from tuneloop.store.alerts import AlertRepository
 from tuneloop.store.configs import ConfigRepository
 from tuneloop.store.engine import create_store_engine, migrate
+from tuneloop.store.evals import EvalRepository
+from tuneloop.store.experiments import ExperimentRepository
 from tuneloop.store.ingest import IngestWriter
 from tuneloop.store.keys import KeyRepository
 from tuneloop.store.queries import Queries
+from tuneloop.store.recommendations import RecommendationRepository
+from tuneloop.store.rollout_ops import RolloutService
+from tuneloop.store.rollouts import RolloutRepository
+from tuneloop.store.runtime_state import RuntimeStateRepository
 from tuneloop.store.schema import feedback
 
 
@@ -29,6 +36,13 @@ class Store:
         self.writer = IngestWriter(engine, max_pending=max_pending_writes)
         self.configs = ConfigRepository(engine)
         self.agent_state = AgentStateRepository(engine)
+        self.runtime = RuntimeStateRepository(engine)
+        self.evals = EvalRepository(engine)
+        self.recommendations = RecommendationRepository(engine, self.configs)
+        self.experiments = ExperimentRepository(engine)
+        self.rollouts = RolloutRepository(engine)
+        self.rollout_ops = RolloutService(engine, self.rollouts, self.configs, self.agent_state)
+        self.alerts = AlertRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool = True, max_pending_writes: int = 256) -> Store:

@@ -47,7 +47,7 @@ class RougeL(BaseEvaluator[RougeLParams]):
     ) -> None:
         super().__init__(name, params, context)
         try:
-            from rouge_score import rouge_scorer  # type: ignore[import-untyped]
+            from rouge_score import rouge_scorer
         except ImportError as exc:
             raise ImportError(f"the rouge_l evaluator needs rouge-score: {_EXTRA}") from exc
         self._scorer: Any = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=params.use_stemmer)

@@ -218,7 +218,7 @@ class JsonSchemaParams(Params):
 
 
 def _check_schema(schema: Any) -> None:
-    from jsonschema import SchemaError, validators  # type: ignore[import-untyped]
+    from jsonschema import SchemaError, validators
 
     try:
         validators.validator_for(schema).check_schema(schema)

@@ -36,7 +36,7 @@ def subset_match(expected: Any, actual: Any) -> bool:
 
 def schema_match(schema: Any, value: Any) -> tuple[bool, str]:
     """Whether ``value`` validates against the JSON schema, and the first error if not."""
-    from jsonschema import SchemaError, validators  # type: ignore[import-untyped]
+    from jsonschema import SchemaError, validators
 
     try:
         errors = list(validators.validator_for(schema)(schema).iter_errors(value))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tuneloop import semconv
 from tuneloop.runtime.providers.base import ChatRequest, ChatResponse, Provider
-from tuneloop.sdk.spans import Run
+from tuneloop.sdk.spans import LlmCall, Run
 
 if TYPE_CHECKING:
     from tuneloop.runtime.cache import ResponseCache
@@ -18,12 +19,14 @@ async def chat(
     *,
     run: Run | None = None,
     cache: ResponseCache | None = None,
+    annotate: Callable[[LlmCall, ChatResponse], None] | None = None,
 ) -> ChatResponse:
     """Send ``request`` to ``provider``, answering from ``cache`` when it has the exact request.
 
     With a ``run``, the call is a ``chat {model}`` span with usage, finish reasons and
-    ``tuneloop.cache.hit``; a failure is recorded on the span and raised unchanged.
-    Empty answers (no text, no tool calls) are never cached.
+    ``tuneloop.cache.hit``; a failure is recorded on the span and raised unchanged;
+    ``annotate`` may add attributes of its own once the answer is known (the decision
+    it made, say). Empty answers (no text, no tool calls) are never cached.
 
     Raises:
         ProviderError: what the provider raised.
@@ -52,6 +55,8 @@ async def chat(
             finish_reasons=[response.finish_reason],
             output_messages=[response.message.to_dict()],
         )
+        if annotate is not None:
+            annotate(call, response)
         return response
 
 

@@ -10,6 +10,7 @@ from tuneloop.analysis.metrics import GROUP_BY_FIELDS, GroupBy, parse_duration_m
 from tuneloop.errors import InvalidInputError
 from tuneloop.server.auth import AdminPrincipal
 from tuneloop.server.params import run_filter
+from tuneloop.store.rollups import HOUR_MS
 
 router = APIRouter(prefix="/api/v1", tags=["metrics"])
 
@@ -49,7 +50,10 @@ def get_metrics(
     """Runs, success / error / escalation rates, latency percentiles, tokens, cost, tools.
 
     Without ``agent`` every agent is reported, grouped by agent. Grouping by ``tool``
-    reports tool-call figures per tool.
+    reports tool-call figures per tool. A ``since`` / ``until`` given as a span back
+    from now (``14d``) starts on the hour (``14d`` at 15:42 means from 15:00, 14 days
+    ago), so it is read from the rollups alone; epoch or ISO 8601 times are exact.
+    The window used is in ``since_ms`` / ``until_ms`` (null: unbounded).
     """
     groups = _group_by(group_by or [])
     if agent is None and "agent" not in groups:
@@ -64,6 +68,7 @@ def get_metrics(
         since=since,
         until=until,
         attr=attr,
+        align_ms=HOUR_MS,
     )
     queries = request.app.state.store.queries
     rows: list[dict[str, Any]] = []
@@ -83,6 +88,8 @@ def get_metrics(
         "agent": agent,
         "group_by": list(groups),
         "bucket_ms": bucket_ms if "time" in groups else None,
+        "since_ms": where.since_ms,
+        "until_ms": where.until_ms,
         "latency_relative_accuracy": 0.01,
         "groups": rows,
     }
