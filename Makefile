@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python benchmarks/eval_runner.py
 	$(BIN)/python benchmarks/stats_engine.py
 	$(BIN)/python benchmarks/runtime_overhead.py
+	$(BIN)/python benchmarks/recommend_sampling.py
 
 clean:
 	rm -rf $(VENV) .tuneloop .pytest_cache .mypy_cache .ruff_cache

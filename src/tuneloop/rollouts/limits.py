@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as sps
+
+# scipy.special, not scipy.stats: the server imports this module, and scipy.stats alone
+# adds ~50 MB to every server process.
+from scipy import special
 
 from tuneloop.rollouts.metrics import METRICS, GuardMetric
 from tuneloop.stats import QuantileSummary, RatioSummary, Summary
@@ -40,7 +43,7 @@ def confident_bound(
     estimate = summary.estimate()
     if estimate.n < 2 or not math.isfinite(estimate.variance):
         return None
-    z = float(sps.norm.ppf(confidence))
+    z = float(special.ndtri(confidence))
     half = z * math.sqrt(estimate.variance / estimate.n)
     return estimate.mean - half if lower else estimate.mean + half
 
@@ -49,8 +52,8 @@ def _exact(successes: float, n: float, confidence: float, *, lower: bool) -> flo
     """The Clopper-Pearson bound: exact at any n (1 error in 1 run: at least 1 %)."""
     k = min(max(successes, 0.0), n)
     if lower:
-        return 0.0 if k <= 0 else float(sps.beta.ppf(1 - confidence, k, n - k + 1))
-    return 1.0 if k >= n else float(sps.beta.ppf(confidence, k + 1, n - k))
+        return 0.0 if k <= 0 else float(special.betaincinv(k, n - k + 1, 1 - confidence))
+    return 1.0 if k >= n else float(special.betaincinv(k + 1, n - k, confidence))
 
 
 def _quantile_bound(
@@ -59,6 +62,8 @@ def _quantile_bound(
     n = summary.n
     if n == 0:
         return None
+    from scipy import stats as sps  # only when a p95 limit is checked (see the import note)
+
     # The k-th smallest value is below the q-quantile with probability P(Bin(n, q) >= k).
     alpha = 1 - confidence
     rank = int(sps.binom.ppf(alpha, n, q)) if lower else int(sps.binom.ppf(confidence, n, q)) + 1
