@@ -8,16 +8,13 @@ it works with the server down, and does not trust the server's answer).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from tuneloop.errors import TuneloopError
+from tuneloop.cli.common import friendly
 
 if TYPE_CHECKING:
     from tuneloop.cli.api import Api
@@ -37,7 +34,6 @@ audit_app = typer.Typer(
 
 console = Console()
 err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 Agent = Annotated[str, typer.Option("--agent", "-a", help="Agent name")]
 AgentArg = Annotated[str, typer.Argument(help="Agent name")]
@@ -50,21 +46,6 @@ Message = Annotated[str, typer.Option("--message", "-m", help="Why this version 
 AsJson = Annotated[bool, typer.Option("--json", help="Print the server's JSON answer")]
 
 
-def friendly(command: F) -> F:
-    """Print tuneloop errors as a clear message and exit 1, instead of a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except TuneloopError as exc:
-            message = escape(str(exc))
-            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _api(url: str | None, api_key: str | None) -> Api:
     from tuneloop.cli.api import Api
     from tuneloop.settings import load_settings
@@ -74,36 +55,7 @@ def _api(url: str | None, api_key: str | None) -> Api:
 
 def _send(api: Api, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """A write request; errors become tuneloop exceptions carrying the server's message."""
-    import httpx
-
-    from tuneloop.errors import (
-        AuthError,
-        ConflictError,
-        InvalidInputError,
-        NotFoundError,
-        PermissionDeniedError,
-        StoreError,
-    )
-
-    # Api only has GET; writes share its configured client (base URL, key, timeout).
-    client: httpx.Client = api._client
-    try:
-        response = client.request(method, path, json=body)
-    except httpx.HTTPError as exc:
-        raise StoreError(f"cannot reach the tuneloop server at {client.base_url}: {exc}") from exc
-    if response.status_code < 400:
-        return response.json() if response.content else None
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:500]
-    kinds: dict[int, type[TuneloopError]] = {
-        401: AuthError, 403: PermissionDeniedError, 404: NotFoundError, 409: ConflictError,
-    }  # fmt: skip
-    fallback = InvalidInputError if response.status_code < 500 else StoreError
-    raise kinds.get(response.status_code, fallback)(
-        f"server answered {response.status_code}: {message}"
-    )
+    return api.request(method, path, json=body)
 
 
 def _short(version: dict[str, Any]) -> str:

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from functools import wraps
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from tuneloop.errors import ConfigError, TuneloopError
+from tuneloop.cli.common import friendly
+from tuneloop.errors import ConfigError
 
 if TYPE_CHECKING:
     from tuneloop.cli.api import Api
@@ -26,7 +24,6 @@ experiment_app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 Url = Annotated[str | None, typer.Option("--url", help="Server URL [env: TUNELOOP_URL]")]
 ApiKey = Annotated[
@@ -36,20 +33,6 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the server's JSON an
 Key = Annotated[str, typer.Argument(help="Experiment id")]
 _TRAFFIC = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s*(?:/\s*(hour|h|day|d|week|w))?\s*$")
 _PER_DAY = {"hour": 24.0, "h": 24.0, "day": 1.0, "d": 1.0, "week": 1 / 7, "w": 1 / 7}
-
-
-def friendly(command: F) -> F:
-    """Print tuneloop errors as a clear message and exit 1, instead of a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except TuneloopError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _api(url: str | None, api_key: str | None) -> Api:
@@ -68,41 +51,11 @@ def _call(
     params: dict[str, str] | None = None,
 ) -> Any:
     """One request; errors become tuneloop exceptions carrying the server's message."""
-    import httpx
-
-    from tuneloop.errors import (
-        AuthError,
-        ConflictError,
-        InvalidInputError,
-        NotFoundError,
-        PermissionDeniedError,
-        StoreError,
-    )
-
     api = _api(url, api_key)
-    client: httpx.Client = api._client
     try:
-        response = client.request(method, path, json=body, params=params)
-    except httpx.HTTPError as exc:
-        raise StoreError(f"cannot reach the tuneloop server at {client.base_url}: {exc}") from exc
+        return api.request(method, path, json=body, params=params)
     finally:
         api.close()
-    if response.status_code < 400:
-        return response.json()
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:500]
-    kinds: dict[int, type[TuneloopError]] = {
-        401: AuthError,
-        403: PermissionDeniedError,
-        404: NotFoundError,
-        409: ConflictError,
-    }
-    fallback = InvalidInputError if response.status_code < 500 else StoreError
-    raise kinds.get(response.status_code, fallback)(
-        f"server answered {response.status_code}: {message}"
-    )
 
 
 def _variant(text: str, default: str) -> dict[str, Any]:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from tuneloop.cli.common import friendly
 from tuneloop.cli.config_cmd import audit_app, bundle_app, channel_app, config_app
 from tuneloop.cli.eval_cmd import eval_app
 from tuneloop.cli.experiment_cmd import experiment_app
 from tuneloop.cli.recommend_cmd import recommend_app
 from tuneloop.cli.review_cmd import review_app
 from tuneloop.cli.rollout_cmd import rollback, rollout_app
-from tuneloop.errors import TuneloopError
 from tuneloop.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -41,7 +39,6 @@ app.command("rollback")(rollback)
 
 console = Console()
 err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 DatabaseUrl = Annotated[
     str | None, typer.Option("--database-url", help="Database URL [env: TUNELOOP_DATABASE_URL]")
@@ -50,20 +47,6 @@ Url = Annotated[str | None, typer.Option("--url", help="Server URL [env: TUNELOO
 ApiKey = Annotated[
     str | None, typer.Option("--api-key", help="Admin API key [env: TUNELOOP_API_KEY]")
 ]
-
-
-def friendly(command: F) -> F:
-    """Print tuneloop errors as one clear line and exit 1, instead of a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except TuneloopError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _store(settings: Settings) -> Any:

@@ -8,15 +8,13 @@ and a candidate version, ``dismiss ID --reason …`` sets it aside.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tuneloop.errors import TuneloopError
+from tuneloop.cli.common import friendly
 
 if TYPE_CHECKING:
     from tuneloop.cli.api import Api
@@ -26,8 +24,6 @@ recommend_app = typer.Typer(
     invoke_without_command=True,
 )
 console = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 Agent = Annotated[str, typer.Option("--agent", "-a", help="Agent name")]
 Url = Annotated[str | None, typer.Option("--url", help="Server URL [env: TUNELOOP_URL]")]
@@ -35,20 +31,6 @@ ApiKey = Annotated[
     str | None, typer.Option("--api-key", help="Admin API key [env: TUNELOOP_API_KEY]")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the server's JSON answer")]
-
-
-def friendly(command: F) -> F:
-    """Print tuneloop errors as a clear message and exit 1, instead of a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except TuneloopError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _api(url: str | None, api_key: str | None) -> Api:
@@ -59,39 +41,8 @@ def _api(url: str | None, api_key: str | None) -> Api:
 
 
 def _request(api: Api, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """A request; errors become tuneloop exceptions carrying the server's message."""
-    import httpx
-
-    from tuneloop.errors import (
-        AuthError,
-        ConflictError,
-        InvalidInputError,
-        NotFoundError,
-        PermissionDeniedError,
-        StoreError,
-    )
-
-    client: httpx.Client = api._client
-    try:
-        response = client.request(method, path, json=body, timeout=300.0)
-    except httpx.HTTPError as exc:
-        raise StoreError(f"cannot reach the tuneloop server at {client.base_url}: {exc}") from exc
-    if response.status_code < 400:
-        return response.json()
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:500]
-    kinds: dict[int, type[TuneloopError]] = {
-        401: AuthError,
-        403: PermissionDeniedError,
-        404: NotFoundError,
-        409: ConflictError,
-    }
-    fallback = InvalidInputError if response.status_code < 500 else StoreError
-    raise kinds.get(response.status_code, fallback)(
-        f"server answered {response.status_code}: {message}"
-    )
+    """A request (analysis can take minutes); errors carry the server's message."""
+    return api.request(method, path, json=body, timeout=300.0)
 
 
 def _op(op: dict[str, Any]) -> str:

@@ -7,16 +7,14 @@ the agent picks it up when it resumes the parked run.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tuneloop.errors import TuneloopError
+from tuneloop.cli.common import friendly
 
 if TYPE_CHECKING:
     from tuneloop.cli.api import Api
@@ -27,7 +25,6 @@ review_app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 Url = Annotated[str | None, typer.Option("--url", help="Server URL [env: TUNELOOP_URL]")]
 ApiKey = Annotated[
@@ -40,20 +37,6 @@ Reviewer = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print the server's JSON answer")]
 
 
-def friendly(command: F) -> F:
-    """Print tuneloop errors as one clear line and exit 1, instead of a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except TuneloopError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _api(url: str | None, api_key: str | None) -> Api:
     from tuneloop.cli.api import Api
     from tuneloop.settings import load_settings
@@ -63,38 +46,7 @@ def _api(url: str | None, api_key: str | None) -> Api:
 
 def _post(api: Api, path: str, body: dict[str, Any]) -> Any:
     """POST a JSON body; errors become tuneloop exceptions carrying the server's message."""
-    import httpx
-
-    from tuneloop.errors import (
-        AuthError,
-        ConflictError,
-        InvalidInputError,
-        NotFoundError,
-        PermissionDeniedError,
-        StoreError,
-    )
-
-    client: httpx.Client = api._client  # Api has GET only; reuse its URL, key and timeout
-    try:
-        response = client.post(path, json=body)
-    except httpx.HTTPError as exc:
-        raise StoreError(f"cannot reach the tuneloop server at {client.base_url}: {exc}") from exc
-    if response.status_code < 400:
-        return response.json()
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:500]
-    kinds: dict[int, type[TuneloopError]] = {
-        401: AuthError,
-        403: PermissionDeniedError,
-        404: NotFoundError,
-        409: ConflictError,
-    }
-    fallback = InvalidInputError if response.status_code < 500 else StoreError
-    raise kinds.get(response.status_code, fallback)(
-        f"server answered {response.status_code}: {message}"
-    )
+    return api.request("POST", path, json=body)
 
 
 def _when(ms: int | None) -> str:

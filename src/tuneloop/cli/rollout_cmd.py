@@ -7,26 +7,21 @@ its timeline (holds folded, unless ``--all``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from tuneloop.cli.common import friendly
 from tuneloop.cli.rollout_render import render
-from tuneloop.errors import TuneloopError
 
 rollout_app = typer.Typer(
     help="Roll a version out in steps, guarded against the stable version.", no_args_is_help=True
 )
 console = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 AgentArg = Annotated[str, typer.Argument(help="Agent name")]
 Url = Annotated[str | None, typer.Option("--url", help="Server URL [env: TUNELOOP_URL]")]
@@ -37,56 +32,16 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the server's JSON an
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (shown in the timeline)")]
 
 
-def friendly(command: F) -> F:
-    """Print tuneloop errors as a clear message and exit 1, instead of a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except TuneloopError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def call(url: str | None, api_key: str | None, method: str, path: str, body: Any = None) -> Any:
     """One request to the server; error answers become tuneloop exceptions with its message."""
-    import httpx
-
-    from tuneloop.errors import (
-        AuthError,
-        ConflictError,
-        InvalidInputError,
-        NotFoundError,
-        PermissionDeniedError,
-        StoreError,
-    )
+    from tuneloop.cli.api import Api
     from tuneloop.settings import load_settings
 
-    settings = load_settings(url=url, api_key=api_key)
-    if not settings.api_key:
-        raise AuthError("no API key: pass --api-key or set TUNELOOP_API_KEY to an admin key")
-    headers = {"Authorization": f"Bearer {settings.api_key}"}
+    api = Api(load_settings(url=url, api_key=api_key))
     try:
-        with httpx.Client(base_url=settings.url, headers=headers, timeout=60.0) as client:
-            response = client.request(method, path, json=body)
-    except httpx.HTTPError as exc:
-        raise StoreError(f"cannot reach the tuneloop server at {settings.url}: {exc}") from exc
-    if response.status_code < 400:
-        return response.json() if response.content else None
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:500]
-    kinds: dict[int, type[TuneloopError]] = {
-        401: AuthError, 403: PermissionDeniedError, 404: NotFoundError, 409: ConflictError,
-    }  # fmt: skip
-    fallback = InvalidInputError if response.status_code < 500 else StoreError
-    raise kinds.get(response.status_code, fallback)(
-        f"server answered {response.status_code}: {message}"
-    )
+        return api.request(method, path, json=body, timeout=60.0)
+    finally:
+        api.close()
 
 
 def _active(url: str | None, api_key: str | None, agent: str) -> str:
