@@ -7,9 +7,7 @@ version the caller last saw (``expected_version``); if the channel moved since, 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -20,25 +18,12 @@ from tuneloop.config.diff import diff_configs
 from tuneloop.config.model import AgentConfig
 from tuneloop.config.state import Flag, FlagRule
 from tuneloop.config.versions import PRODUCTION, validate_agent, validate_flag_key
-from tuneloop.errors import ConflictError, NotFoundError
+from tuneloop.errors import NotFoundError
 from tuneloop.server.auth import AdminPrincipal, IngestPrincipal
-from tuneloop.server.http_errors import error_body
 from tuneloop.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["configs"])
-F = TypeVar("F", bound=Callable[..., Any])
 Message = Annotated[str, Field(max_length=4096)]
-
-
-def _conflict_is_409(endpoint: F) -> F:
-    @functools.wraps(endpoint)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return endpoint(*args, **kwargs)
-        except ConflictError as exc:
-            return JSONResponse(error_body(exc), status_code=409)
-
-    return wrapper  # type: ignore[return-value]
 
 
 class _Body(BaseModel):
@@ -160,7 +145,6 @@ def get_version(request: Request, principal: AdminPrincipal, agent: str, ref: st
 
 
 @router.post("/agents/{agent}/versions", status_code=201)
-@_conflict_is_409
 def create_version(
     request: Request, response: Response, principal: AdminPrincipal, agent: str, body: VersionIn
 ) -> Any:
@@ -183,7 +167,6 @@ def create_version(
 
 
 @router.post("/agents/{agent}/bundles", status_code=201)
-@_conflict_is_409
 def apply_bundle_endpoint(
     request: Request, response: Response, principal: AdminPrincipal, agent: str, body: BundleIn
 ) -> Any:
@@ -249,7 +232,6 @@ def list_channels(request: Request, principal: AdminPrincipal, agent: str) -> di
 
 
 @router.put("/agents/{agent}/channels/{channel}")
-@_conflict_is_409
 def move_channel(
     request: Request, principal: AdminPrincipal, agent: str, channel: str, body: MoveIn
 ) -> Any:
@@ -262,7 +244,6 @@ def move_channel(
 
 
 @router.post("/agents/{agent}/channels/{channel}/rollback")
-@_conflict_is_409
 def rollback_channel(
     request: Request, principal: AdminPrincipal, agent: str, channel: str, body: RollbackIn
 ) -> Any:
@@ -321,7 +302,6 @@ def get_flag(request: Request, principal: AdminPrincipal, agent: str, key: str) 
 
 
 @router.put("/agents/{agent}/flags/{key}")
-@_conflict_is_409
 def put_flag(
     request: Request, response: Response, principal: AdminPrincipal, agent: str, key: str,
     body: FlagIn,

@@ -11,34 +11,17 @@ are matched by id, and the answer's ``warnings`` says what differs.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuneloop.errors import ConflictError
 from tuneloop.evals.documents import EvalRunDocument
 from tuneloop.server.auth import AdminPrincipal
-from tuneloop.server.http_errors import error_body
 from tuneloop.store import Store
 from tuneloop.store.evals import MAX_PAGE
 
 router = APIRouter(prefix="/api/v1", tags=["evals"])
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _conflict_is_409(endpoint: F) -> F:
-    @functools.wraps(endpoint)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return endpoint(*args, **kwargs)
-        except ConflictError as exc:
-            return JSONResponse(error_body(exc), status_code=409)
-
-    return wrapper  # type: ignore[return-value]
 
 
 class EvalRunIn(BaseModel):
@@ -61,7 +44,6 @@ def _store(request: Request) -> Store:
 
 
 @router.post("/eval-runs", status_code=201)
-@_conflict_is_409
 def upload_eval_run(
     request: Request, response: Response, principal: AdminPrincipal, body: EvalRunIn
 ) -> dict[str, Any]:

@@ -26,9 +26,8 @@ from tuneloop.analysis.recommend import Optimizer, Options, Report, TraceWindow,
 from tuneloop.clock import Clock
 from tuneloop.config.model import AgentConfig
 from tuneloop.config.versions import validate_agent
-from tuneloop.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
+from tuneloop.errors import ConfigError, InvalidInputError, NotFoundError
 from tuneloop.server.auth import AdminPrincipal
-from tuneloop.server.http_errors import error_body
 from tuneloop.settings import Settings
 from tuneloop.store import Store
 from tuneloop.store.recommend_reads import busiest_version, read_window
@@ -310,17 +309,14 @@ def accept_recommendation(
     body: AcceptIn | None = None,
 ) -> dict[str, Any] | JSONResponse:
     """Create a bundle and a candidate version from the recommendation (409 if not open)."""
-    try:
-        return _store(request).recommendations.accept(
-            principal.project_id,
-            agent,
-            rec_id,
-            author=principal.key_id,
-            now_ms=request.app.state.clock.now_ms(),
-            base=(body or AcceptIn()).base,
-        )
-    except ConflictError as exc:
-        return JSONResponse(error_body(exc), status_code=409)
+    return _store(request).recommendations.accept(
+        principal.project_id,
+        agent,
+        rec_id,
+        author=principal.key_id,
+        now_ms=request.app.state.clock.now_ms(),
+        base=(body or AcceptIn()).base,
+    )
 
 
 @router.post("/agents/{agent}/recommendations/{rec_id}/dismiss", response_model=None)
@@ -328,14 +324,11 @@ def dismiss_recommendation(
     request: Request, principal: AdminPrincipal, agent: str, rec_id: str, body: DismissIn
 ) -> dict[str, Any] | JSONResponse:
     """Set the recommendation aside with a reason; not proposed again unless it worsens."""
-    try:
-        return _store(request).recommendations.dismiss(
-            principal.project_id,
-            agent,
-            rec_id,
-            reason=body.reason,
-            author=principal.key_id,
-            now_ms=request.app.state.clock.now_ms(),
-        )
-    except ConflictError as exc:
-        return JSONResponse(error_body(exc), status_code=409)
+    return _store(request).recommendations.dismiss(
+        principal.project_id,
+        agent,
+        rec_id,
+        reason=body.reason,
+        author=principal.key_id,
+        now_ms=request.app.state.clock.now_ms(),
+    )
