@@ -170,6 +170,25 @@ class RuntimeStateBackend(Protocol):
 
 
 @runtime_checkable
+class InlineSaves(Protocol):
+    """A backend that can save a checkpoint on the calling thread when that cannot wait."""
+
+    def save_checkpoint_now(
+        self,
+        project_id: str,
+        checkpoint: Checkpoint,
+        *,
+        expected_version: int,
+        session_spend: Spend | None = None,
+    ) -> Checkpoint | None:
+        """`RuntimeStateBackend.save_checkpoint` now, or ``None`` if that would wait.
+
+        ``None`` means nothing was written: the caller saves the usual way.
+        """
+        ...
+
+
+@runtime_checkable
 class CheckpointStore(Protocol):
     """What the runtime needs of durable state (async; see `BackendStore`)."""
 
@@ -252,6 +271,7 @@ class BackendStore:
         self._project = project_id
         self._clock = clock
         self._threaded = threaded
+        self._save_now = backend.save_checkpoint_now if isinstance(backend, InlineSaves) else None
         self._ledger = BackendLedger(self)
         self._cache = BackendCache(self)
 
@@ -288,7 +308,16 @@ class BackendStore:
     async def save(
         self, checkpoint: Checkpoint, *, expected_version: int, session_spend: Spend | None = None
     ) -> Checkpoint:
-        """Compare-and-set save."""
+        """Compare-and-set save: on this thread if the backend can without waiting."""
+        if self._threaded and self._save_now is not None:
+            saved = self._save_now(
+                self._project,
+                checkpoint,
+                expected_version=expected_version,
+                session_spend=session_spend,
+            )
+            if saved is not None:
+                return saved
         return await self.call(
             self.backend.save_checkpoint,
             checkpoint,

@@ -2,41 +2,44 @@
 
 `RuntimeStateRepository` is the database `RuntimeStateBackend` of
 ``tuneloop.runtime.checkpoints``: run checkpoints (compare-and-set on a version
-counter), the idempotency ledger and review items (first write wins), the shared cache
-(with expiry) and session spend (added up in the checkpoint's transaction, so a step
-replayed after a crash is not counted twice). Every call is one short transaction.
+counter), the idempotency ledger and review items (first write wins; the latter in
+``runtime_reviews``), the shared cache (with expiry) and session spend (added up in the
+checkpoint's transaction, so a step replayed after a crash is not counted twice). Every
+call is one short transaction. On a SQLite file without fsync, checkpoint saves can run
+on the caller's thread (`RuntimeStateRepository.save_checkpoint_now`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import UpdateBase
 
-from tuneloop.errors import ConflictError, NotFoundError, StoreError
+from tuneloop.errors import ConflictError, StoreError
 from tuneloop.runtime.budget import Spend
 from tuneloop.runtime.cache import CacheEntry
 from tuneloop.runtime.checkpoints import Checkpoint
 from tuneloop.runtime.machine import RunState
-from tuneloop.runtime.review import Decision, ReviewItem, ReviewStats, ReviewStatus
 from tuneloop.runtime.tools.idempotency import LedgerEntry
 from tuneloop.store.engine import create_store_engine, migrate
+from tuneloop.store.runtime_reviews import ReviewRepository, dumps_json
 from tuneloop.store.schema import (
-    review_items,
     runtime_cache,
     runtime_checkpoints,
     runtime_ledger,
     session_usage,
 )
+from tuneloop.store.sqlite_inline import InlineWriter, Statement
 
 _CP = runtime_checkpoints.c
 _L = runtime_ledger.c
 _K = runtime_cache.c
-_R = review_items.c
 _S = session_usage.c
 
 
@@ -68,12 +71,7 @@ _SELECT_CACHE = sa.select(runtime_cache).where(
 )
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _loads_or_none(text: str | None) -> Any:
-    return None if text is None else orjson.loads(text)
+_dumps = dumps_json
 
 
 def _checkpoint(row: Any) -> Checkpoint:
@@ -91,36 +89,31 @@ def _checkpoint(row: Any) -> Checkpoint:
     )
 
 
-def _review(row: Any) -> ReviewItem:
-    return ReviewItem(
-        review_id=row.review_id,
-        run_id=row.run_id,
-        agent=row.agent,
-        kind=row.kind,
-        reason=row.reason,
-        source=row.source,
-        created_ms=row.created_ms,
-        status=row.status,
-        tool=row.tool,
-        call_id=row.call_id,
-        arguments=_loads_or_none(row.arguments),
-        content=_loads_or_none(row.content),
-        hop=row.hop,
-        trace_id=row.trace_id,
-        session_id=row.session_id,
-        reviewer=row.reviewer,
-        decision_reason=row.decision_reason,
-        decided_ms=row.decided_ms,
-        metadata=orjson.loads(row.metadata),
-    )
+@dataclass(frozen=True, slots=True)
+class _Save:
+    """A checkpoint save: its statements (the checkpoint's row first), in one transaction."""
+
+    statements: tuple[tuple[UpdateBase, dict[str, Any]], ...]
+    updates: bool  # the first statement updates the row (it inserts it for a new run)
+    conflict: ConflictError
+    saved: Checkpoint
 
 
-class RuntimeStateRepository:
-    """Run checkpoints, ledger, cache, review items and session spend, per project."""
+class RuntimeStateRepository(ReviewRepository):
+    """Run checkpoints, ledger, cache, review items and session spend, per project.
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        self._dialect: Any = sqlite if engine.dialect.name == "sqlite" else postgresql
+    Args:
+        engine: the database.
+        inline: saves checkpoints on the calling thread when the write lock is free
+            (`save_checkpoint_now`); only for a SQLite file without fsync.
+    """
+
+    def __init__(self, engine: sa.Engine, *, inline: InlineWriter | None = None) -> None:
+        super().__init__(engine)
+        self._inline = inline
+        # SQL text of the save statements for the inline writer, by statement: they
+        # are module constants or attributes of this repository, so ids stay valid.
+        self._compiled: dict[int, tuple[str, tuple[str, ...]]] = {}
         insert = self._dialect.insert(session_usage)
         self._add_session_spend = insert.on_conflict_do_update(
             index_elements=["project_id", "agent", "session_id"],
@@ -131,6 +124,12 @@ class RuntimeStateRepository:
                 "updated_ms": insert.excluded.updated_ms,
             },
         )
+
+    def close(self) -> None:
+        """Close the inline connection and the engine's pooled ones."""
+        if self._inline is not None:
+            self._inline.close()
+        self.engine.dispose()
 
     def load_checkpoint(self, project_id: str, run_id: str) -> Checkpoint | None:
         """The run's last checkpoint, or ``None``."""
@@ -155,6 +154,60 @@ class RuntimeStateRepository:
         Raises:
             ConflictError: another process saved the run since ``expected_version``.
         """
+        save = self._plan_save(project_id, checkpoint, expected_version, session_spend)
+        (statement, params), *rest = save.statements
+        try:
+            with self.engine.begin() as conn:
+                changed = conn.execute(statement, params).rowcount
+                # An insert's conflict is an IntegrityError (psycopg reports no rowcount).
+                if save.updates and changed != 1:
+                    raise save.conflict
+                for statement, params in rest:
+                    conn.execute(statement, params)
+        except sa.exc.IntegrityError:
+            raise save.conflict from None
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"cannot save run {checkpoint.run_id!r}: {exc.orig}") from exc
+        return save.saved
+
+    def save_checkpoint_now(
+        self,
+        project_id: str,
+        checkpoint: Checkpoint,
+        *,
+        expected_version: int,
+        session_spend: Spend | None = None,
+    ) -> Checkpoint | None:
+        """`save_checkpoint` on the calling thread, or ``None`` if that could wait.
+
+        Only a SQLite file opened without fsync saves inline (see `InlineWriter`); the
+        others, and a file whose write lock is taken, answer ``None`` having written
+        nothing, and the caller saves with `save_checkpoint` in a worker thread.
+
+        Raises:
+            ConflictError: another process saved the run since ``expected_version``.
+        """
+        inline = self._inline
+        if inline is None:
+            return None
+        save = self._plan_save(project_id, checkpoint, expected_version, session_spend)
+        try:
+            done = inline.run([self._positional(*step) for step in save.statements])
+        except sqlite3.IntegrityError:
+            raise save.conflict from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot save run {checkpoint.run_id!r}: {exc}") from exc
+        if done is False:
+            raise save.conflict
+        return None if done is None else save.saved
+
+    def _plan_save(
+        self,
+        project_id: str,
+        checkpoint: Checkpoint,
+        expected_version: int,
+        session_spend: Spend | None,
+    ) -> _Save:
         version = expected_version + 1
         values: dict[str, Any] = {
             "agent": checkpoint.agent,
@@ -173,49 +226,46 @@ class RuntimeStateRepository:
             else f"run {checkpoint.run_id!r} was saved by someone else since version "
             f"{expected_version}; another process is continuing it"
         )
-        try:
-            with self.engine.begin() as conn:
-                if expected_version == 0:
-                    row = {
-                        "project_id": project_id,
-                        "run_id": checkpoint.run_id,
-                        "created_ms": checkpoint.created_ms,
-                        **values,
-                    }
-                    conn.execute(_INSERT_CHECKPOINT, row)
-                else:
-                    statement = (
-                        _UPDATE_STEP if "configs" not in values else _UPDATE_STEP_AND_CONFIGS
-                    )
-                    params = {f"v_{key}": value for key, value in values.items()}
-                    params.update(
-                        w_project=project_id, w_run=checkpoint.run_id, w_version=expected_version
-                    )
-                    if conn.execute(statement, params).rowcount != 1:
-                        raise conflict
-                if session_spend is not None and checkpoint.session_id is not None:
-                    self._add_spend(conn, project_id, checkpoint, session_spend)
-        except sa.exc.IntegrityError:
-            raise conflict from None
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot save run {checkpoint.run_id!r}: {exc.orig}") from exc
-        return dataclasses.replace(checkpoint, version=version)
-
-    def _add_spend(
-        self, conn: sa.Connection, project_id: str, checkpoint: Checkpoint, spend: Spend
-    ) -> None:
-        conn.execute(
-            self._add_session_spend,
-            {
+        statements: list[tuple[UpdateBase, dict[str, Any]]] = []
+        if expected_version == 0:
+            row = {
                 "project_id": project_id,
-                "agent": checkpoint.agent,
-                "session_id": checkpoint.session_id,
-                "input_tokens": spend.input_tokens,
-                "output_tokens": spend.output_tokens,
-                "cost_usd": spend.cost_usd,
-                "updated_ms": checkpoint.updated_ms,
-            },
-        )
+                "run_id": checkpoint.run_id,
+                "created_ms": checkpoint.created_ms,
+                **values,
+            }
+            statements.append((_INSERT_CHECKPOINT, row))
+        else:
+            statement = _UPDATE_STEP if "configs" not in values else _UPDATE_STEP_AND_CONFIGS
+            params = {f"v_{key}": value for key, value in values.items()}
+            params.update(w_project=project_id, w_run=checkpoint.run_id, w_version=expected_version)
+            statements.append((statement, params))
+        if session_spend is not None and checkpoint.session_id is not None:
+            statements.append(
+                (
+                    self._add_session_spend,
+                    {
+                        "project_id": project_id,
+                        "agent": checkpoint.agent,
+                        "session_id": checkpoint.session_id,
+                        "input_tokens": session_spend.input_tokens,
+                        "output_tokens": session_spend.output_tokens,
+                        "cost_usd": session_spend.cost_usd,
+                        "updated_ms": checkpoint.updated_ms,
+                    },
+                )
+            )
+        saved = dataclasses.replace(checkpoint, version=version)
+        return _Save(tuple(statements), expected_version != 0, conflict, saved)
+
+    def _positional(self, statement: UpdateBase, params: dict[str, Any]) -> Statement:
+        """``statement`` as SQLite text with its parameters in order (compiled once)."""
+        compiled = self._compiled.get(id(statement))
+        if compiled is None:
+            done = statement.compile(dialect=self.engine.dialect)
+            compiled = self._compiled[id(statement)] = (str(done), tuple(done.positiontup or ()))
+        sql, names = compiled
+        return sql, [params[name] for name in names]
 
     def list_checkpoints(
         self,
@@ -315,124 +365,6 @@ class RuntimeStateRepository:
             )
         return int(result.rowcount)
 
-    def add_review(self, project_id: str, item: ReviewItem) -> ReviewItem:
-        """Store unless the id exists; return the item that stands (first wins)."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                self._dialect.insert(review_items)
-                .values(
-                    project_id=project_id,
-                    review_id=item.review_id,
-                    run_id=item.run_id,
-                    agent=item.agent,
-                    kind=item.kind,
-                    source=item.source,
-                    status=item.status,
-                    reason=item.reason,
-                    tool=item.tool,
-                    call_id=item.call_id,
-                    hop=item.hop,
-                    arguments=None if item.arguments is None else _dumps(dict(item.arguments)),
-                    content=None if item.content is None else _dumps(item.content),
-                    trace_id=item.trace_id,
-                    session_id=item.session_id,
-                    reviewer=item.reviewer,
-                    decision_reason=item.decision_reason,
-                    created_ms=item.created_ms,
-                    decided_ms=item.decided_ms,
-                    metadata=_dumps(dict(item.metadata)),
-                )
-                .on_conflict_do_nothing()
-            )
-        standing = self.get_review(project_id, item.review_id)
-        assert standing is not None  # just written, and items are never deleted
-        return standing
-
-    def get_review(self, project_id: str, review_id: str) -> ReviewItem | None:
-        """One item, or ``None``."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(review_items).where(
-                    _R.project_id == project_id, _R.review_id == review_id
-                )
-            ).first()
-        return None if row is None else _review(row)
-
-    def list_reviews(
-        self,
-        project_id: str,
-        *,
-        status: ReviewStatus | None = None,
-        agent: str | None = None,
-        run_id: str | None = None,
-        limit: int = 100,
-    ) -> list[ReviewItem]:
-        """Items, oldest first."""
-        query = sa.select(review_items).where(_R.project_id == project_id)
-        if status is not None:
-            query = query.where(_R.status == status)
-        if agent is not None:
-            query = query.where(_R.agent == agent)
-        if run_id is not None:
-            query = query.where(_R.run_id == run_id)
-        query = query.order_by(_R.created_ms, _R.review_id).limit(limit)
-        with self.engine.connect() as conn:
-            return [_review(row) for row in conn.execute(query)]
-
-    def decide_review(
-        self,
-        project_id: str,
-        review_id: str,
-        decision: Decision,
-        *,
-        reviewer: str,
-        reason: str,
-        now_ms: int,
-    ) -> ReviewItem:
-        """Record a decision; only a pending item can be decided.
-
-        Raises:
-            NotFoundError: no such review in the project.
-            ConflictError: it was already decided (by this call's competitor, too).
-        """
-        item = self.get_review(project_id, review_id)
-        if item is None:
-            raise NotFoundError(
-                f"no review {review_id!r} in project {project_id!r}; list them with "
-                "`tuneloop review list`"
-            )
-        decided = item.decide(decision, reviewer=reviewer, reason=reason, now_ms=now_ms)
-        with self.engine.begin() as conn:
-            updated = conn.execute(
-                review_items.update()
-                .where(
-                    _R.project_id == project_id,
-                    _R.review_id == review_id,
-                    _R.status == "pending",
-                )
-                .values(
-                    status=decided.status,
-                    reviewer=reviewer,
-                    decision_reason=reason,
-                    decided_ms=now_ms,
-                )
-            )
-        if updated.rowcount != 1:
-            raise ConflictError(f"review {review_id!r} was decided by someone else just now")
-        return decided
-
-    def review_stats(self, project_id: str, *, agent: str | None = None) -> ReviewStats:
-        """Counts of pending, approved and rejected items."""
-        query = sa.select(_R.status, sa.func.count()).where(_R.project_id == project_id)
-        if agent is not None:
-            query = query.where(_R.agent == agent)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.group_by(_R.status)).all()
-        counts = {str(status): int(count) for status, count in rows}
-        return ReviewStats(
-            counts.get("pending", 0), counts.get("approved", 0), counts.get("rejected", 0)
-        )
-
     def session_spend(self, project_id: str, agent: str, session_id: str) -> Spend:
         """A session's spend so far (zero for a new one)."""
         with self.engine.connect() as conn:
@@ -456,13 +388,25 @@ def open_runtime_state(location: str, *, fsync: bool = False) -> RuntimeStateRep
             and a power cut can lose the last commits but never corrupt the file. With
             ``fsync=True`` every commit waits for the disk (``synchronous=FULL``, as the
             server's store does) and survives a power cut too, at a cost per step.
+            Without fsync, checkpoint saves are made on the caller's thread whenever
+            the file's write lock is free (see `InlineWriter`): the commit is cheaper
+            than the hand-off to a worker thread.
     """
     url = location if "://" in location else f"sqlite:///{location}"
     engine = create_store_engine(url, json_serializer=_dumps, json_deserializer=orjson.loads)
+    inline = None
     if engine.dialect.name == "sqlite" and not fsync:
         sa.event.listen(engine, "connect", _wal_without_fsync)
     migrate(engine)
-    return RuntimeStateRepository(engine)
+    database = engine.url.database or ""
+    if engine.dialect.name == "sqlite" and not fsync and _is_file(database):
+        inline = InlineWriter(database)
+    return RuntimeStateRepository(engine, inline=inline)
+
+
+def _is_file(database: str) -> bool:
+    # An in-memory database is one per connection: the inline writer would see another.
+    return database not in ("", ":memory:") and not database.startswith("file:")
 
 
 def _wal_without_fsync(dbapi_connection: Any, _record: Any) -> None:
