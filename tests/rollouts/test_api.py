@@ -161,3 +161,26 @@ def test_rollback_stops_a_rollout_or_moves_production_back(served: Served) -> No
         )
         events = client.get("/api/v1/alert-events", params={"agent": AGENT}).json()["items"]
         assert [e["name"] for e in events] == [f"rollout {rid} rolled back"]
+
+
+def test_a_chosen_rollout_id_names_the_rollout_and_salts_its_split(served: Served) -> None:
+    store = served.store
+    push_versions(store)
+    response = start(served, **STEPS, rollout_id="checkout-canary.1")
+    assert response.status_code == 201, response.text
+    assert response.json()["rollout_id"] == "checkout-canary.1"
+    [allocation] = store.agent_state.list_allocations(PROJECT, AGENT)
+    assert (allocation.key, allocation.salt) == ("checkout-canary.1", "checkout-canary.1")
+    with served.client() as client:
+        aborted = client.post("/api/v1/rollouts/checkout-canary.1/abort", json={"reason": "x"})
+        assert aborted.json()["status"] == "aborted"
+    again = start(served, **STEPS, rollout_id="checkout-canary.1")
+    assert again.status_code == 409
+    assert again.json()["error"]["message"] == (
+        "rollout id 'checkout-canary.1' is taken in this project; choose another, or leave it "
+        "out for a random one"
+    )
+    hostile = start(served, **STEPS, rollout_id="../../etc passwd")
+    assert hostile.status_code == 422
+    assert "rollout_id" in hostile.json()["error"]["message"]
+    assert [r.rollout_id for r in store.rollouts.find(PROJECT)] == ["checkout-canary.1"]

@@ -63,10 +63,11 @@ def test_a_bad_version_rolls_back_and_a_good_one_is_promoted(
         "  - {metric: error_rate, limit: 0.05}\n"
     )
     code, out = run(served, "rollout", "start", AGENT, "--version", "1.2.0", "--definition",
-                    str(definition))  # fmt: skip
+                    str(definition), "--id", "release-1.2")  # fmt: skip
     assert code == 0, out
+    assert "Rollout release-1.2" in out
     second = served.store.rollouts.active_for(PROJECT, AGENT)
-    assert second is not None
+    assert second is not None and second.rollout_id == "release-1.2"
     status = drive(served, traffic, second.rollout_id)
     assert status == "promoted", served.store.rollouts.get(PROJECT, second.rollout_id).reason
     code, out = run(served, "rollout", "status", AGENT)

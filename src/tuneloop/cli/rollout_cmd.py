@@ -94,6 +94,10 @@ def start(
     force_reason: Annotated[
         str | None, typer.Option(help="Start despite a failed eval gate; recorded")
     ] = None,
+    rollout_id: Annotated[
+        str | None,
+        typer.Option("--id", help="The rollout's id, also its unit-split salt (default: random)"),
+    ] = None,
     as_json: AsJson = False,
     url: Url = None,
     api_key: ApiKey = None,
@@ -106,7 +110,7 @@ def start(
         body["definition"] = yaml.safe_load(definition.read_text(encoding="utf-8"))
     for key, value in (("steps", _weights(steps)), ("step_duration", step_duration),
                        ("min_units", min_units), ("notify", notify),
-                       ("force_reason", force_reason)):  # fmt: skip
+                       ("force_reason", force_reason), ("rollout_id", rollout_id)):  # fmt: skip
         if value is not None:
             body[key] = value
     body["approve_before"] = _weights(approve_before) or []

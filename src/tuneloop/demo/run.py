@@ -208,7 +208,7 @@ async def _play(
         control_rate=_control_rate(experiment.results),
         lift=shipping.treatment_lift(experiment.results),
     )
-    rollout = await shipping.roll_out(stage, body)
+    rollout = await shipping.roll_out(stage, {**body, "rollout_id": shipping.CANARY_ID})
     say.rollout(rollout)
     if rollout.status != "promoted":
         raise RuntimeFailure(

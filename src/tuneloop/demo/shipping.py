@@ -192,6 +192,11 @@ async def roll_out(stage: Stage, body: dict[str, Any]) -> Rollout:
     return Rollout(served, platform.get(path, [("limit", "1000")]))
 
 
+# Rollout ids are the salt that splits units: fixed ones put the same customers on each
+# candidate in every run of the demo (a random id would draw a new canary each time).
+CANARY_ID = "demo-canary"
+BAD_ROLLOUT_ID = "demo-fail-fast"
+
 SLOW_BUNDLE: dict[str, Any] = {
     "bundle_id": "fail-fast-lookups",
     "version": "1.0.0",
@@ -222,7 +227,8 @@ async def bad_rollout(stage: Stage, body: dict[str, Any]) -> BadRollout:
     """Bundle a too-tight timeout on production, gate it, roll it out, watch it roll back."""
     version = stage.platform.post(f"{AGENT_PATH}/bundles", {"bundle": SLOW_BUNDLE})
     gated = await evaluate(stage.platform, version["version"])
-    rollout = await roll_out(stage, {**body, "version": version["version"]})
+    bad = {**body, "version": version["version"], "rollout_id": BAD_ROLLOUT_ID}
+    rollout = await roll_out(stage, bad)
     stage.traffic.refresh_state()
     after = await stage.traffic.serve(for_ms=AFTER_ROLLBACK_MS)
     stage.traffic.settle()

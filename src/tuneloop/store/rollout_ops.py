@@ -108,11 +108,12 @@ class RolloutService:
         now_ms: int,
         force_reason: str | None = None,
         gate: Callable[[str], object] | None = None,
+        rollout_id: str | None = None,
     ) -> RolloutRecord:
         """Start a rollout of ``version`` against production (see `RolloutRepository.insert`)."""
         record = self.rollouts.insert(
             project_id, agent, version=version, definition=definition, author=author,
-            now_ms=now_ms, force_reason=force_reason, gate=gate,
+            now_ms=now_ms, force_reason=force_reason, gate=gate, rollout_id=rollout_id,
         )  # fmt: skip
         self.publish(record, now_ms=now_ms, author=author)
         return record

@@ -131,16 +131,20 @@ class RolloutRepository:
         now_ms: int,
         force_reason: str | None = None,
         gate: Callable[[str], object] | None = None,
+        rollout_id: str | None = None,
     ) -> RolloutRecord:
         """Check and store a new running rollout of ``version`` at its first step.
 
         ``gate`` is called with the candidate's hash once the cheap checks pass (the
-        eval-gate check); it raises to refuse.
+        eval-gate check); it raises to refuse. ``rollout_id`` names the rollout (default:
+        a random one); it is also the salt that splits units, so the same id splits
+        them the same way again.
 
         Raises:
             NotFoundError: no such version, or the agent has no production version.
             InvalidInputError: the candidate is production's version.
-            ConflictError: another rollout is active, or an experiment runs, on the agent.
+            ConflictError: another rollout is active, or an experiment runs, on the agent;
+                or ``rollout_id`` is taken in the project.
         """
         validate_agent(agent)
         with self._engine.connect() as conn:
@@ -151,7 +155,17 @@ class RolloutRepository:
         with write_tx(self._engine, project_id) as conn:
             # Again under the project's write lock, so concurrent starts cannot both pass.
             candidate, production = _check_start(conn, project_id, agent, version)
-            rollout_id = f"ro-{secrets.token_hex(6)}"
+            if rollout_id is None:
+                rollout_id = f"ro-{secrets.token_hex(6)}"
+            elif conn.execute(
+                sa.select(_R.rollout_id).where(
+                    _R.project_id == project_id, _R.rollout_id == rollout_id
+                )
+            ).first():
+                raise ConflictError(
+                    f"rollout id {rollout_id!r} is taken in this project; choose another, or "
+                    "leave it out for a random one"
+                )
             row = {
                 "project_id": project_id, "rollout_id": rollout_id, "agent": agent,
                 "status": "running", "candidate_hash": candidate.version_hash,

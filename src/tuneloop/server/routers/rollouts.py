@@ -38,9 +38,13 @@ class RolloutIn(_Body):
     (percentages), ``step_duration`` (minimum per step, e.g. ``30m``), ``min_units``
     per step, ``approve_before`` (weights whose step needs an approval), ``notify``
     (webhooks told of a rollback) and ``overrides`` (any definition field).
+    ``rollout_id`` names the rollout (default: random); it is also the salt that
+    splits units, so a rollout started again under the same id in another
+    environment puts the same units on the candidate.
     """
 
     version: str = Field(min_length=1, max_length=128)
+    rollout_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
     preset: PresetName = "canary"
     definition: dict[str, Any] | None = None
     steps: list[float] | None = Field(default=None, min_length=1, max_length=20)
@@ -128,6 +132,7 @@ def start_rollout(
     record = store.rollout_ops.start(
         project, validate_agent(agent), version=body.version, definition=definition,
         author=principal.key_id, now_ms=_now(request), force_reason=body.force_reason, gate=gate,
+        rollout_id=body.rollout_id,
     )  # fmt: skip
     return _with_timeline(store, record)
 
