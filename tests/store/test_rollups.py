@@ -542,3 +542,46 @@ def test_upgrading_fills_the_daily_tier_from_the_hourly_one(private_store: Any) 
         assert tier_rows(private_store, table, sums, "day_ms") == want[table.name]
     assert_tiers_agree(private_store)
     assert_rollups_match_facts(private_store, DAY_WINDOWS, (D,))
+
+
+def test_a_group_commit_sums_its_requests_rollups_once_per_project(store: Any) -> None:
+    """The writer commits queued requests together, with one rollup change set per project."""
+    from concurrent.futures import Future
+
+    from tuneloop.store.ingest import IngestWriter, WriteResult, _Job
+    from tuneloop.telemetry.rows import prepare
+
+    normalizer = Normalizer(prices=PriceTable(DEFAULT_PRICES))
+    rng = random.Random(11)
+    pieces = [s for run in workload(seed=4, count=40) for s in run.spans]
+    rng.shuffle(pieces)
+    other = [s for run in workload(seed=5, count=6) for s in run.spans]
+    requests = [(PROJECT, pieces[i : i + 9]) for i in range(0, len(pieces), 9)]
+    requests.insert(3, ("other-project", other))
+    requests.append(requests[1])  # an exporter's retry inside the same group
+    jobs = []
+    for project, spans in requests:
+        prepared = prepare(project, normalizer.normalize(request_of(tuple(spans))).spans)
+        jobs.append(_Job(prepared, Future()))
+    writer = IngestWriter(store.engine)
+    commits: list[Any] = []
+
+    def committed(conn: Any) -> None:
+        commits.append(conn)
+
+    sa.event.listen(store.engine, "commit", committed)
+    try:
+        writer._commit(jobs)  # what the writer thread does with a group off its queue
+    finally:
+        sa.event.remove(store.engine, "commit", committed)
+    assert len(commits) == 1  # one transaction: the group did not fall back to one by one
+    results: list[WriteResult] = [job.future.result() for job in jobs]
+    assert (results[-1].spans_written, results[-1].duplicates) == (0, len(requests[1][1]))
+    assert sum(r.spans_written for r in results) == len(pieces) + len(other)
+    totals = store.queries.run_aggregates(PROJECT, RunFilter(), (), bucket_ms=HOUR_MS)
+    assert totals[()].runs == 40
+    assert (
+        store.queries.run_aggregates("other-project", RunFilter(), (), bucket_ms=HOUR_MS)[()].runs
+        == 6
+    )
+    assert_rollups_match_facts(store)

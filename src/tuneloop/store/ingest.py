@@ -64,11 +64,15 @@ def write_spans(
     return write_prepared(conn, prepare(project_id, batch))
 
 
-def write_prepared(conn: sa.Connection, batch: PreparedSpans) -> WriteResult:
+def write_prepared(
+    conn: sa.Connection, batch: PreparedSpans, rollups: RollupDelta | None = None
+) -> WriteResult:
     """Write prepared spans and their facts on ``conn`` (the caller owns the transaction).
 
     Spans already stored (an exporter retrying after a lost response) are skipped, so
-    facts are never counted twice.
+    facts are never counted twice. The rollup changes go to ``rollups`` when given (the
+    caller writes them, once for several requests, before committing), else are
+    written here.
     """
     fresh, earlier = _fresh_indices(conn, batch)
     if not fresh:
@@ -112,7 +116,13 @@ def write_prepared(conn: sa.Connection, batch: PreparedSpans) -> WriteResult:
         batch.project_id,
         sorted(trace_id for trace_id in earlier if trace_id in runs_by_trace),
     )
-    rollups = RollupDelta(batch.project_id)
+    own = rollups is None
+    if rollups is None:
+        rollups = RollupDelta(batch.project_id)
+    elif rollups.project_id != batch.project_id:
+        raise ValueError(
+            f"rollups of project {rollups.project_id!r} given for {batch.project_id!r}"
+        )
     for trace_id, row in runs_by_trace.items():
         before = stored.get(trace_id)
         rollups.add_run(before, -1)
@@ -121,7 +131,8 @@ def write_prepared(conn: sa.Connection, batch: PreparedSpans) -> WriteResult:
     if tool_rows:
         conn.exec_driver_sql(_bulk_insert(conn, tool_calls), tool_rows)
     _upsert_runs(conn, list(runs_by_trace.values()))
-    rollups.write(conn)
+    if own:
+        rollups.write(conn)
     return WriteResult(len(fresh), len(batch) - len(fresh))
 
 
@@ -450,7 +461,18 @@ class IngestWriter:
     def _commit(self, group: list[_Job]) -> None:
         try:
             with self._engine.begin() as conn:
-                results = [write_prepared(conn, job.batch) for job in group]
+                # One rollup change set per project for the whole group: requests of the
+                # same agents and hours add to the same rows, written once.
+                deltas: dict[str, RollupDelta] = {}
+                results = []
+                for job in group:
+                    project = job.batch.project_id
+                    delta = deltas.get(project)
+                    if delta is None:
+                        delta = deltas[project] = RollupDelta(project)
+                    results.append(write_prepared(conn, job.batch, delta))
+                for delta in deltas.values():
+                    delta.write(conn)
         except Exception as exc:
             if len(group) > 1:
                 # One bad request must not fail the others: retry each on its own.
