@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
+import fcntl
 import os
 import signal
+import struct
+import termios
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +19,27 @@ import pytest
 
 from tests.conftest import start_server
 from tests.otlp_factory import agent_run, post_traces, request, stored_counts
+
+
+def _worker_pids() -> list[int]:
+    """The ingest worker processes this process (the test server) started."""
+    pids = []
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if b"tuneloop.server.ingest_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    pids.append(int(pid))
+    return pids
+
+
+def _unread_input(pid: int) -> int:
+    """Bytes waiting in a process's standard input pipe."""
+    fd = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        (count,) = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))
+    finally:
+        os.close(fd)
+    return int(count)
 
 
 @pytest.fixture
@@ -67,11 +92,10 @@ def test_a_killed_worker_is_replaced_and_ingest_goes_on(
 ) -> None:
     url, ingest, _admin, store = pooled
     assert post_traces(url, ingest, request(*agent_run().spans)).status_code == 200
-    workers = multiprocessing.active_children()
+    workers = _worker_pids()
     assert workers, "expected an ingest worker process"
-    for worker in workers:
-        assert worker.pid is not None
-        os.kill(worker.pid, signal.SIGKILL)
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
     statuses = []
     for _ in range(3):
         response = post_traces(url, ingest, request(*agent_run().spans))
@@ -83,3 +107,26 @@ def test_a_killed_worker_is_replaced_and_ingest_goes_on(
     assert set(statuses[:-1]) <= {503}
     assert stored_counts(store, "acme")["runs"] == 2
     assert httpx.get(f"{url}/readyz").status_code == 200
+
+
+def test_a_worker_dying_mid_request_is_a_503_then_ingest_goes_on(
+    pooled: tuple[str, str, str, Any],
+) -> None:
+    url, ingest, _admin, store = pooled
+    (pid,) = _worker_pids()
+    os.kill(pid, signal.SIGSTOP)  # the worker takes the next request and never answers
+    answers: list[int] = []
+    body = request(*agent_run().spans)
+    sender = threading.Thread(
+        target=lambda: answers.append(post_traces(url, ingest, body).status_code)
+    )
+    sender.start()
+    deadline = time.monotonic() + 30
+    while _unread_input(pid) == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    sender.join(30)
+    assert answers == [503]
+    assert post_traces(url, ingest, request(*agent_run().spans)).status_code == 200
+    assert _worker_pids() != [pid]
+    assert stored_counts(store, "acme")["runs"] == 1

@@ -25,9 +25,8 @@ import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
@@ -40,6 +39,9 @@ from tuneloop.store import Store
 from tuneloop.store.alerts import AlertRule
 from tuneloop.store.rollout_reads import guardrail_trigger_rate, window_aggregate
 from tuneloop.store.schema import controller_leases
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("tuneloop.server.controller")
 # "tuneloop" as a 64-bit key for pg_try_advisory_lock.

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 from starlette.concurrency import run_in_threadpool
 
 from tuneloop._version import __version__
@@ -22,6 +22,9 @@ from tuneloop.alerts import backoff_ms
 from tuneloop.clock import Clock
 from tuneloop.store import Store
 from tuneloop.store.alerts import Delivery
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("tuneloop.server.webhooks")
 
@@ -58,6 +61,10 @@ class WebhookSender:
         due = await run_in_threadpool(self._store.alerts.due_deliveries, now, limit=limit)
         if not due:
             return 0
+        # httpx (with rich, which it imports when installed) loads on the first webhook,
+        # not in every server process.
+        import httpx
+
         headers = {"User-Agent": f"tuneloop/{__version__}", "Content-Type": "application/json"}
         async with httpx.AsyncClient(
             timeout=self.policy.timeout_s, transport=self._transport, headers=headers
@@ -72,6 +79,8 @@ class WebhookSender:
         )
         if not claimed:
             return 0
+        import httpx  # loaded by deliver_due already; see there
+
         attempt = delivery.attempts + 1
         error: str | None = None
         status_code: int | None = None

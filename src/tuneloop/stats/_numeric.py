@@ -2,6 +2,10 @@
 
 The kernels of this package take and return float arrays, so the same code answers one
 experiment or a simulation of thousands at once; the typed API calls them with scalars.
+
+scipy.special is imported inside the functions that use it: the server imports this
+package through its routers and store, and scipy.special alone adds ~18 MB to a process
+that may never analyse an experiment.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from tuneloop.errors import ConfigError
 
@@ -46,21 +49,29 @@ def finite_or_none(value: float | np.floating | None) -> float | None:
 
 def two_sided_p(z: npt.ArrayLike, df: npt.ArrayLike) -> Floats:
     """Two-sided p-value of a z or t statistic; ``df = inf`` is the normal distribution."""
+    from scipy import special
+
     return floats(2.0 * special.stdtr(floats(df), -np.abs(floats(z))))
 
 
 def lower_tail(z: npt.ArrayLike, df: npt.ArrayLike) -> Floats:
     """P(T <= z) for Student's t with ``df`` degrees of freedom (normal when infinite)."""
+    from scipy import special
+
     return floats(special.stdtr(floats(df), floats(z)))
 
 
 def critical(level: npt.ArrayLike, df: npt.ArrayLike) -> Floats:
     """The ``level`` quantile of Student's t (normal when ``df`` is infinite), e.g. 0.975."""
+    from scipy import special
+
     return floats(special.stdtrit(floats(df), floats(level)))
 
 
 def normal_quantile(level: float) -> float:
     """The ``level`` quantile of the standard normal distribution."""
+    from scipy import special
+
     return float(special.ndtri(level))
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from tuneloop.errors import ConfigError, InvalidInputError
 from tuneloop.stats._numeric import Floats, Status, floats, to_jsonable
@@ -51,6 +50,9 @@ def srm_p_values(counts: npt.ArrayLike, weights: Sequence[float]) -> Floats:
     A variant with weight 0 is left out of the test, but any unit in it makes p = 0:
     it should not receive traffic at all. NaN where there are no units.
     """
+    # Imported here: scipy.special weighs ~18 MB in the server, which may never need it.
+    from scipy import special
+
     observed = floats(counts)
     w = floats(weights)
     live = w > 0

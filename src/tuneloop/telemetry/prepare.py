@@ -5,14 +5,18 @@ Imports no web or database code, so a worker process stays small.
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tuneloop.settings import ModelPrice
 from tuneloop.telemetry.normalize import Normalizer
 from tuneloop.telemetry.otlp import Encoding, decode_request, decompress
 from tuneloop.telemetry.pricing import PriceTable
 from tuneloop.telemetry.rows import PreparedSpans, prepare
+
+if TYPE_CHECKING:
+    # Annotations only: tuneloop.settings brings pydantic-settings and PyYAML, which a
+    # worker process does not otherwise need.
+    from tuneloop.settings import ModelPrice
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,24 +59,3 @@ def prepare_request(
     return Prepared(
         prepare(project_id, batch.spans), batch.rejected.count, batch.rejected.message()
     )
-
-
-# Each worker process builds its Normalizer once, in the pool's initializer; this is
-# per-process state of the worker, never touched in the server process.
-_worker_normalizer: Normalizer | None = None
-
-
-def init_worker(spec: NormalizerSpec) -> None:
-    """Pool initializer: build this worker process's Normalizer."""
-    # Ctrl-C is the server's to handle; the pool is shut down from there.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    global _worker_normalizer
-    _worker_normalizer = spec.build()
-
-
-def prepare_in_worker(
-    project_id: str, body: bytes, content_encoding: str | None, encoding: Encoding, limit: int
-) -> Prepared:
-    """Pool task: prepare_request with this worker's Normalizer."""
-    assert _worker_normalizer is not None, "worker initializer did not run"
-    return prepare_request(_worker_normalizer, project_id, body, content_encoding, encoding, limit)

@@ -49,7 +49,7 @@ def mount_dashboard(app: FastAPI, settings: Settings) -> Dashboard:
     app.include_router(auth.router)
     for area in AREAS:
         app.include_router(area.router)
-        dashboard.env.filters.update(getattr(area, "TEMPLATE_FILTERS", {}))
+        dashboard.add_filters(getattr(area, "TEMPLATE_FILTERS", {}))
         entry = getattr(area, "NAV", None)
         if entry is not None:
             dashboard.nav.append(entry)

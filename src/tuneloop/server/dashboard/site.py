@@ -12,9 +12,8 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
@@ -22,6 +21,9 @@ from tuneloop._version import __version__
 from tuneloop.server.dashboard import charts
 from tuneloop.server.dashboard.format import FILTERS
 from tuneloop.server.dashboard.sessions import Session, SessionCodec
+
+if TYPE_CHECKING:
+    import jinja2
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -65,23 +67,48 @@ class Dashboard:
         self._codec: SessionCodec | None = None
         self._lock = threading.Lock()
         self.nav: list[NavEntry] = []
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
-            autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.env.filters.update(FILTERS)
-        self.env.globals.update(
-            version=__version__,
-            sparkline=charts.sparkline,
-            line_chart=charts.line_chart,
-            bar_chart=charts.bar_chart,
-            span_bar=charts.span_bar,
-            Series=charts.Series,
-            fmt=dict(FILTERS),
-        )
+        self._filters: dict[str, Any] = dict(FILTERS)
+        self._env: jinja2.Environment | None = None
+
+    def add_filters(self, filters: Mapping[str, Any]) -> None:
+        """Make ``filters`` available to every template (an area's own filters)."""
+        with self._lock:
+            self._filters.update(filters)
+            if self._env is not None:
+                self._env.filters.update(filters)
+
+    @property
+    def env(self) -> jinja2.Environment:
+        """The template environment, built when the first page is rendered.
+
+        Jinja2 is imported here, not at startup: a server that only ingests never loads it.
+        """
+        env = self._env
+        if env is not None:
+            return env
+        import jinja2
+
+        with self._lock:
+            if self._env is None:
+                env = jinja2.Environment(
+                    loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+                    autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+                    undefined=jinja2.StrictUndefined,
+                    trim_blocks=True,
+                    lstrip_blocks=True,
+                )
+                env.filters.update(self._filters)
+                env.globals.update(
+                    version=__version__,
+                    sparkline=charts.sparkline,
+                    line_chart=charts.line_chart,
+                    bar_chart=charts.bar_chart,
+                    span_bar=charts.span_bar,
+                    Series=charts.Series,
+                    fmt=dict(FILTERS),
+                )
+                self._env = env
+            return self._env
 
     @property
     def codec(self) -> SessionCodec:
