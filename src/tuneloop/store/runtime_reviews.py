@@ -15,12 +15,8 @@ from tuneloop.store.schema import review_items
 _R = review_items.c
 
 
-def dumps_json(value: Any) -> str:
-    """``value`` as JSON text (orjson)."""
+def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-_dumps = dumps_json
 
 
 def _loads_or_none(text: str | None) -> Any:

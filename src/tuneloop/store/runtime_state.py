@@ -28,7 +28,7 @@ from tuneloop.runtime.checkpoints import Checkpoint
 from tuneloop.runtime.machine import RunState
 from tuneloop.runtime.tools.idempotency import LedgerEntry
 from tuneloop.store.engine import create_store_engine, migrate
-from tuneloop.store.runtime_reviews import ReviewRepository, dumps_json
+from tuneloop.store.runtime_reviews import ReviewRepository
 from tuneloop.store.schema import (
     runtime_cache,
     runtime_checkpoints,
@@ -71,7 +71,8 @@ _SELECT_CACHE = sa.select(runtime_cache).where(
 )
 
 
-_dumps = dumps_json
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _checkpoint(row: Any) -> Checkpoint:
